@@ -1,0 +1,97 @@
+"""What a checkpoint carries besides the weights, and loading it back safely.
+
+Lightning writes the checkpoint; :class:`~seq2seq.lit.translation.TranslationModule` adds,
+under :data:`CHECKPOINT_KEY`, the model config and the tokenizers' states (plain strings,
+numbers and bytes). Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never
+run code through unpickling, and the model is rebuilt only from classes of this package.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seq2seq.data.tokenizer import PAD, Tokenizer
+from seq2seq.model import EncoderDecoder, build_model
+
+CHECKPOINT_KEY = "seq2seq"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, with the path and what was expected."""
+
+
+def checkpoint_payload(
+    model_cfg: Mapping[str, Any], src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, task: str
+) -> dict[str, Any]:
+    """The entry stored beside Lightning's own: all a user needs to rebuild the model."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "task": task,
+        "model": dict(model_cfg),
+        "src_tokenizer": src_tokenizer.to_state(),
+        "tgt_tokenizer": tgt_tokenizer.to_state(),
+    }
+
+
+@dataclass
+class LoadedModel:
+    """A model rebuilt from a checkpoint, in eval mode, with its tokenizers."""
+
+    model: EncoderDecoder
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    task: str
+    model_cfg: dict[str, Any]
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True`` and errors that say what went wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"checkpoint {path} holds objects that are not plain data and was refused "
+            f"(loaded with weights_only=True, nothing was executed): {err}"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read: truncated or not a PyTorch checkpoint ({err})"
+        ) from err
+
+
+def load_checkpoint(path: str | Path, task: str = "translation") -> LoadedModel:
+    """Rebuild the model saved in the checkpoint at ``path`` for ``task``."""
+    ckpt = read_checkpoint(path)
+    payload = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
+    if not isinstance(payload, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(
+            f"checkpoint {path} was not written by seq2seq-train (no '{CHECKPOINT_KEY}' entry)"
+        )
+    if payload.get("task") != task:
+        raise CheckpointError(
+            f"checkpoint {path} is a {payload.get('task')!r} model; expected a {task!r} model"
+        )
+    src_tok = Tokenizer.from_state(payload["src_tokenizer"])
+    tgt_tok = Tokenizer.from_state(payload["tgt_tokenizer"])
+    model = build_model(payload["model"], src_tok.vocab_size, tgt_tok.vocab_size, pad_id=PAD)
+    prefix = "model."
+    weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"checkpoint {path}: weights do not fit its model config: {err}"
+        ) from err
+    model.eval()
+    return LoadedModel(model, src_tok, tgt_tok, task, payload["model"])

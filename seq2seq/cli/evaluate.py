@@ -1,0 +1,43 @@
+"""``seq2seq-evaluate CKPT --src FILE --ref FILE``: translate and score with sacrebleu.
+
+Prints BLEU and chrF with their signatures, then the same as one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from seq2seq.cli.common import add_model_args, fail, load_translator, read_lines
+from seq2seq.metrics import corpus_scores
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seq2seq-evaluate", description=__doc__.split("\n")[0])
+    add_model_args(parser)
+    parser.add_argument("--src", type=Path, required=True, help="source sentences, one per line")
+    parser.add_argument("--ref", type=Path, required=True, help="reference translations")
+    parser.add_argument("--hyp-out", type=Path, help="also write the hypotheses here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    for option, path in (("--src", args.src), ("--ref", args.ref)):
+        if not path.is_file():
+            fail(f"{option} {path}: no such file")
+    sources, references = read_lines(args.src), read_lines(args.ref)
+    if len(sources) != len(references):
+        fail(f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}")
+    translator = load_translator(args)
+    hypotheses = translator.translate(sources, max_tokens=args.batch_size * 60)
+    if args.hyp_out:
+        args.hyp_out.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+    scores = corpus_scores(hypotheses, references)
+    print(scores)
+    print(json.dumps(scores.to_dict()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Batches of similar-length examples, in random order, split evenly across DDP ranks.
+
+Sorting by length keeps padding small; doing it only inside large random chunks, and then
+shuffling the order of the batches, keeps the batches different and randomly ordered from one
+epoch to the next. Every rank builds the same global list of batches from ``(seed, epoch)``
+and takes every ``R``-th one, so no communication is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.utils.data import Sampler
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Yields lists of dataset indices whose lengths are close to each other.
+
+    Give exactly one of ``max_tokens`` and ``batch_size``. Pass it to a DataLoader as
+    ``batch_sampler`` and call :meth:`set_epoch` at the start of every epoch (Lightning does).
+
+    Args:
+        lengths: ``(num,)`` length of each example (``TranslationDataset.lengths``).
+        max_tokens: bound on a batch's padded size, ``max length × number of examples``; an
+            example longer than this forms a batch of its own.
+        batch_size: number of examples per batch (the last batch of a chunk may be smaller).
+        shuffle: random batches in random order; False gives one fixed order by length, for
+            validation and test (callers restore the input order with ``Batch.indices``).
+        seed: base seed; epoch ``e`` is shuffled with ``seed + e``.
+        num_replicas: number of DDP ranks; defaults to the world size, or 1.
+        rank: this rank; defaults to the distributed rank, or 0.
+        bucket_size_multiplier: examples are sorted by length within random chunks of about
+            this many batches; larger means less padding but less random batches.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int] | Tensor,
+        *,
+        max_tokens: int | None = None,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        bucket_size_multiplier: int = 100,
+    ) -> None:
+        if (max_tokens is None) == (batch_size is None):
+            raise ValueError(
+                f"give exactly one of max_tokens and batch_size "
+                f"(got max_tokens={max_tokens}, batch_size={batch_size})"
+            )
+        size = max_tokens if max_tokens is not None else batch_size
+        if size < 1:
+            raise ValueError(f"max_tokens/batch_size must be >= 1, got {size}")
+        if bucket_size_multiplier < 1:
+            raise ValueError(f"bucket_size_multiplier must be >= 1, got {bucket_size_multiplier}")
+        distributed = dist.is_available() and dist.is_initialized()
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if distributed else 1
+        if rank is None:
+            rank = dist.get_rank() if distributed else 0
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank} of {num_replicas}")
+        self.lengths = torch.as_tensor(lengths, dtype=torch.long).flatten()  # (num,)
+        if (self.lengths < 0).any():
+            raise ValueError("lengths must be >= 0")
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.bucket_size_multiplier = bucket_size_multiplier
+        self.epoch = 0
+        self._yielded = 0  # batches of the current epoch handed out so far
+        self._resume: tuple[int, int] | None = None  # (epoch, batches to skip) after a load
+        self._plan_cache: tuple[int, list[Tensor]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shuffle of ``epoch``."""
+        if epoch != self.epoch:
+            # Nothing of the new epoch has been yielded; a checkpoint now must not skip any.
+            self._yielded = 0
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        """Number of batches the next iteration yields on this rank."""
+        return len(self._rank_batches()) - self._pending_skip()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._rank_batches()
+        skip = self._pending_skip()
+        self._resume = None
+        self._yielded = skip
+        for batch in batches[skip:]:
+            # Counted before yielding: a checkpoint taken while this batch is being used
+            # must not replay it.
+            self._yielded += 1
+            yield batch.tolist()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Epoch and number of batches of it already yielded.
+
+        With DataLoader workers, batches are drawn ahead of training (``num_workers ×
+        prefetch_factor`` of them), so a resumed run skips those too.
+        """
+        return {"epoch": self.epoch, "yielded": self._yielded, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume: the next iteration over ``state["epoch"]`` skips its yielded batches."""
+        self.epoch = int(state["epoch"])
+        self.seed = int(state.get("seed", self.seed))
+        self._yielded = int(state["yielded"])
+        self._resume = (self.epoch, self._yielded)
+
+    def _pending_skip(self) -> int:
+        # The skip only applies to the epoch that was interrupted; once the trainer moves on
+        # to another epoch it is stale.
+        if self._resume is None or self._resume[0] != self.epoch:
+            return 0
+        return min(self._resume[1], len(self._rank_batches()))
+
+    def _rank_batches(self) -> list[Tensor]:
+        """This rank's batches of the current epoch, each ``(size,)`` dataset indices."""
+        if self._plan_cache is None or self._plan_cache[0] != self.epoch:
+            self._plan_cache = (self.epoch, self._plan(self.epoch))
+        return self._plan_cache[1]
+
+    def _plan(self, epoch: int) -> list[Tensor]:
+        batches = self._global_batches(epoch)
+        total = len(batches)
+        if total == 0:
+            return []
+        per_rank = -(-total // self.num_replicas)
+        # DDP hangs if one rank runs out of batches before the others: top the list up with
+        # batches from its start (cycling when there are fewer batches than ranks).
+        padded = [batches[i % total] for i in range(per_rank * self.num_replicas)]
+        return padded[self.rank :: self.num_replicas]
+
+    def _global_batches(self, epoch: int) -> list[Tensor]:
+        """Every rank's batches, in the order they are dealt out."""
+        num = len(self.lengths)
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        if self.shuffle:
+            order = torch.randperm(num, generator=generator)
+            chunk = self.bucket_size_multiplier * self._examples_per_batch()
+            chunks = order.split(chunk)
+        else:
+            chunks = (torch.arange(num),)
+        batches: list[Tensor] = []
+        for chunk_indices in chunks:
+            # Stable, so equal lengths keep the chunk's (random or index) order.
+            by_length = torch.sort(self.lengths[chunk_indices], stable=True)
+            sorted_indices = chunk_indices[by_length.indices]
+            sizes = self._batch_sizes(by_length.values)
+            batches.extend(sorted_indices.split(sizes))
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+        return batches
+
+    def _examples_per_batch(self) -> int:
+        """Typical examples per batch, to size the sorting chunks."""
+        if self.batch_size is not None:
+            return self.batch_size
+        mean = float(self.lengths.float().mean()) if len(self.lengths) else 1.0
+        return max(1, int(self.max_tokens // max(mean, 1.0)))
+
+    def _batch_sizes(self, sorted_lengths: Tensor) -> list[int]:
+        """Sizes of consecutive batches cut from ``sorted_lengths`` ``(n,)`` (ascending)."""
+        n = len(sorted_lengths)
+        if self.batch_size is not None:
+            return [self.batch_size] * (n // self.batch_size) + (
+                [n % self.batch_size] if n % self.batch_size else []
+            )
+        # Greedy: add examples while the padded size stays within the bound.
+        sizes: list[int] = []
+        count = longest = 0
+        for length in sorted_lengths.tolist():
+            longest_with = max(longest, length)
+            if count and (count + 1) * longest_with > self.max_tokens:
+                sizes.append(count)
+                count, longest_with = 0, length
+            count += 1
+            longest = longest_with
+        if count:
+            sizes.append(count)
+        return sizes

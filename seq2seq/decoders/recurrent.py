@@ -1,0 +1,76 @@
+"""What the recurrent decoders share: embeddings, the initial state, the cell and the output.
+
+A subclass says where its context comes from at each step; the word projections of all
+steps are computed in one product before the time loop and the deep output over all steps
+after it, so only what depends on the previous state runs step by step.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from seq2seq.core import Decoder, DecoderState
+from seq2seq.modules.cells import ContextCell
+from seq2seq.modules.maxout import MaxoutOutput
+
+
+class RecurrentDecoder(Decoder):
+    """Base of the context (Cho) and attention (Bahdanau) decoders.
+
+    Args:
+        vocab_size: target vocabulary size.
+        context_dim: size of the context vector that enters the cell and the output.
+        summary_dim: size of the encoder summary the initial state is computed from.
+        cells: the cell class for each ``cell`` name this decoder accepts.
+        cell: which of ``cells`` to use (``gru`` or ``lstm``).
+        embed_dim: target word embedding size.
+        hidden_dim: decoder state size.
+        maxout_dim: units of the maxout output layer.
+        dropout: dropout on embeddings and on the maxout units.
+        pad_id: padding token id.
+    """
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        context_dim: int,
+        summary_dim: int,
+        cells: dict[str, type[ContextCell]],
+        cell: str,
+        embed_dim: int,
+        hidden_dim: int,
+        maxout_dim: int,
+        dropout: float,
+        pad_id: int,
+    ) -> None:
+        super().__init__()
+        if cell not in cells:
+            raise ValueError(f"cell must be one of {sorted(cells)}, got {cell!r}")
+        self.vocab_size = vocab_size
+        self.hidden_dim = hidden_dim
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.cell = cells[cell](hidden_dim)
+        gate_dim = self.cell.gates * hidden_dim
+        self.input_proj = nn.Linear(embed_dim, gate_dim)  # W e(y), with the cell's biases
+        self.context_proj = nn.Linear(context_dim, gate_dim, bias=False)  # C c
+        self.init_proj = nn.Linear(summary_dim, self.cell.init_parts * hidden_dim)
+        self.output = MaxoutOutput(
+            hidden_dim, embed_dim, context_dim, maxout_dim, vocab_size, dropout=dropout
+        )
+
+    def initial_cell_state(self, summary: Tensor) -> DecoderState:
+        """``h(0) = tanh(W_s summary)``: ``(B, S)`` to the cell's state."""
+        return self.cell.initial(self.init_proj(summary).tanh())
+
+    def embed(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """Embeddings ``E y`` and their cell-input projections ``W E y`` of ``tokens``
+        ``(...)``: ``(..., E)`` and ``(..., G*H)``."""
+        embedded = self.dropout(self.embedding(tokens))
+        return embedded, self.input_proj(embedded)
+
+    @staticmethod
+    def cell_state(state: DecoderState) -> DecoderState:
+        """The cell's part of a decoder state (the rest is per-batch memory)."""
+        return {name: value for name, value in state.items() if name in ("h", "memory")}
