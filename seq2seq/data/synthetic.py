@@ -40,14 +40,14 @@ import argparse
 import json
 import os
 import random
+import secrets
 import statistics
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
-from seq2seq.data.synthetic_grammar import Sampler, render_source, render_target
+from seq2seq.data.synthetic_grammar import Sampler, TooLong, render_source, render_target
 
 #: Bump whenever the languages or the sampling change, so stale corpora are regenerated.
 FORMAT_VERSION = 1
@@ -59,12 +59,12 @@ SPLITS = ("train", "dev", "test")
 # Rejection keeps long sentences plentiful (a natural distribution would make them rare, and
 # the long buckets are where models without attention fail) while the median stays near 20.
 _BUCKETS = (
-    (0, 10, 0.19, 0.0, 0.2),
-    (10, 20, 0.32, 0.2, 0.6),
-    (20, 30, 0.20, 0.5, 0.9),
+    (0, 10, 0.19, 0.0, 0.3),
+    (10, 20, 0.32, 0.2, 0.8),
+    (20, 30, 0.20, 0.5, 1.0),
     (30, 40, 0.12, 0.8, 1.2),
-    (40, 50, 0.07, 0.9, 1.2),
-    (50, 60, 0.05, 0.9, 1.3),
+    (40, 50, 0.07, 0.9, 1.3),
+    (50, 60, 0.05, 1.0, 1.3),
     (60, 10**9, 0.05, 1.0, 1.3),
 )
 _MAX_TRIES = 200
@@ -109,9 +109,12 @@ def iter_pairs(seed: int, max_len: int = 80) -> Iterator[tuple[str, str]]:
     while True:
         lo, hi, _, c_lo, c_hi = rng.choices(buckets, weights)[0]
         for _ in range(_MAX_TRIES):
-            tree = sampler.sentence(rng.uniform(c_lo, c_hi))
+            try:
+                tree = sampler.sentence(rng.uniform(c_lo, c_hi), hi - 1)
+            except TooLong:
+                continue
             src = render_source(tree)
-            if lo <= len(src) < hi:
+            if len(src) >= lo:
                 yield " ".join(src), " ".join(render_target(tree))
                 break
         # A bucket cut very narrow by max_len may miss every try: just draw another bucket.
@@ -147,15 +150,17 @@ def split_pairs(config: SyntheticConfig) -> dict[str, list[tuple[str, str]]]:
 
 def _atomic_write(path: Path, text: str) -> None:
     """Write through a temporary file in the same directory, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # A unique name (not tempfile.mkstemp, whose files are private to their owner) so that the
+    # corpus gets the usual permissions; the same directory so that os.replace is atomic.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -20,9 +20,20 @@ function of the source string; the parser decides every step from the next token
 from __future__ import annotations
 
 import random
+from collections.abc import Container
 from typing import NamedTuple
 
+
 # --- Source lexicon (197 word types in all) ------------------------------------------------
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+def _forms(text: str) -> dict[str, tuple[str, ...]]:
+    """``"see sees saw, run runs ran"`` -> ``{"see": ("sees", "saw"), "run": ("runs", "ran")}``."""
+    return {first: tuple(rest) for first, *rest in (item.split() for item in text.split(","))}
+
+
 #: Determiner -> (allowed with singular nouns, allowed with plural nouns).
 DETERMINERS: dict[str, tuple[bool, bool]] = {
     "the": (True, True),
@@ -32,96 +43,31 @@ DETERMINERS: dict[str, tuple[bool, bool]] = {
     "some": (False, True),
     "many": (False, True),
 }
-ADJECTIVES: tuple[str, ...] = tuple(
-    [
-        "big",
-        "small",
-        "old",
-        "young",
-        "red",
-        "green",
-        "happy",
-        "sad",
-        "quick",
-        "slow",
-        "tall",
-        "brave",
-        "clever",
-        "quiet",
-        "angry",
-        "hungry",
-        "tired",
-        "lazy",
-        "gentle",
-        "proud",
-    ]
+ADJECTIVES = _words(
+    "big small old young red green happy sad quick slow tall brave clever quiet angry hungry "
+    "tired lazy gentle proud"
 )
-#: Singular -> plural; the irregular plurals keep number a property of the word, not a suffix.
+#: Singular -> plural; irregular plurals make number a property of the word, not a suffix.
 NOUNS: dict[str, str] = {
-    **{
-        n: n + "s"
-        for n in [
-            "cat",
-            "dog",
-            "bird",
-            "horse",
-            "goat",
-            "lion",
-            "bear",
-            "frog",
-            "owl",
-            "monkey",
-            "rabbit",
-        ]
-    },
-    **{
-        n: n + "s"
-        for n in ["farmer", "teacher", "king", "queen", "doctor", "baker", "sailor", "girl", "boy"]
-    },
-    **{
-        n: n + "s"
-        for n in ["tree", "house", "river", "bridge", "garden", "tower", "boat", "village"]
-    },
-    "fox": "foxes",
-    "wolf": "wolves",
-    "mouse": "mice",
-    "child": "children",
-    "man": "men",
-    "woman": "women",
+    **{n: n + "s" for n in _words("cat dog bird horse goat lion bear frog owl monkey rabbit")},
+    **{n: n + "s" for n in _words("farmer teacher king queen doctor baker sailor girl boy")},
+    **{n: n + "s" for n in _words("tree house river bridge garden tower boat village")},
+    **{s: p for s, (p,) in _forms("fox foxes, wolf wolves, mouse mice, child children").items()},
+    **{s: p for s, (p,) in _forms("man men, woman women").items()},
 }
 #: Base (= present plural) -> (present singular, past). Past forms show no number.
-TRANS_VERBS: dict[str, tuple[str, str]] = {
-    "see": ("sees", "saw"),
-    "chase": ("chases", "chased"),
-    "follow": ("follows", "followed"),
-    "help": ("helps", "helped"),
-    "watch": ("watches", "watched"),
-    "like": ("likes", "liked"),
-    "find": ("finds", "found"),
-    "love": ("loves", "loved"),
-    "know": ("knows", "knew"),
-    "meet": ("meets", "met"),
-    "hear": ("hears", "heard"),
-    "greet": ("greets", "greeted"),
-    "carry": ("carries", "carried"),
-    "push": ("pushes", "pushed"),
-    "visit": ("visits", "visited"),
-    "feed": ("feeds", "fed"),
-    "catch": ("catches", "caught"),
-    "teach": ("teaches", "taught"),
-}
-INTRANS_VERBS: dict[str, tuple[str, str]] = {
-    "run": ("runs", "ran"),
-    "sleep": ("sleeps", "slept"),
-    "sing": ("sings", "sang"),
-    "dance": ("dances", "danced"),
-    "laugh": ("laughs", "laughed"),
-    "swim": ("swims", "swam"),
-    "wait": ("waits", "waited"),
-    "smile": ("smiles", "smiled"),
-    "fall": ("falls", "fell"),
-    "shout": ("shouts", "shouted"),
-}
+TRANS_VERBS = _forms(
+    "see sees saw, chase chases chased, follow follows followed, help helps helped, "
+    "watch watches watched, like likes liked, find finds found, love loves loved, "
+    "know knows knew, meet meets met, hear hears heard, greet greets greeted, "
+    "carry carries carried, push pushes pushed, visit visits visited, feed feeds fed, "
+    "catch catches caught, teach teaches taught"
+)
+INTRANS_VERBS = _forms(
+    "run runs ran, sleep sleeps slept, sing sings sang, dance dances danced, "
+    "laugh laughs laughed, swim swims swam, wait waits waited, smile smiles smiled, "
+    "fall falls fell, shout shouts shouted"
+)
 ADVERBS: tuple[str, ...] = ("quickly", "slowly", "often", "always", "suddenly")
 NP_PREPS: tuple[str, ...] = ("near", "with", "under", "behind", "beside", "above")
 VP_PREPS: tuple[str, ...] = ("in", "at", "after", "before")
@@ -197,7 +143,7 @@ class VP(NamedTuple):
 
 
 class Rel(NamedTuple):
-    """ "that" VP (subject relative, ``subj`` None) or "that" NP Verb (object relative)."""
+    """Relative clause: "that" VP (subject relative, ``subj`` None) or "that" NP Verb."""
 
     vp: VP
     subj: NP | None = None
@@ -306,8 +252,8 @@ def render_target(tree: Sentence) -> list[str]:
 
 # --- Parsing ------------------------------------------------------------------------------
 _NOUN_FORMS = {**{n: (n, False) for n in NOUNS}, **{p: (n, True) for n, p in NOUNS.items()}}
-#: Verb form -> (lemma, past); present forms are checked for agreement by nobody: the target
-#: verb takes its number from the subject, as the past forms force it to anyway.
+#: Verb form -> (lemma, past). Present-tense agreement is not checked: the target verb takes
+#: its number from the subject either way, as it must for past forms, which show none.
 _VERB_FORMS = {
     form: (lemma, form == forms[1])
     for table in (TRANS_VERBS, INTRANS_VERBS)
@@ -326,9 +272,9 @@ class _Parser:
     def peek(self) -> str:
         return self.toks[self.i] if self.i < len(self.toks) else "<end>"
 
-    def take(self, allowed: object, what: str) -> str:
+    def take(self, allowed: Container[str], what: str) -> str:
         tok = self.peek()
-        if tok not in allowed:  # type: ignore[operator]
+        if tok not in allowed:
             raise ValueError(f"expected {what} at token {self.i}, got {tok!r}: {self.toks}")
         self.i += 1
         return tok
@@ -389,7 +335,11 @@ def translate(source: str) -> str:
 
 # --- Sampling -----------------------------------------------------------------------------
 _DETS_BY_NUMBER = tuple(tuple(d for d, ok in DETERMINERS.items() if ok[pl]) for pl in (0, 1))
-_NOUN_LIST, _TV_LIST, _IV_LIST = list(NOUNS), list(TRANS_VERBS), list(INTRANS_VERBS)
+_NOUN_LIST, _TV_LIST, _IV_LIST = tuple(NOUNS), tuple(TRANS_VERBS), tuple(INTRANS_VERBS)
+
+
+class TooLong(Exception):
+    """Raised by :class:`Sampler` as soon as a sentence outgrows its token budget."""
 
 
 class Sampler:
@@ -398,46 +348,74 @@ class Sampler:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.p_pp = self.p_rel = self.p_vp_pp = self.p_clause = 0.0
+        self.budget = 0
 
-    def sentence(self, complexity: float) -> Sentence:
-        """One sentence; more complexity means more clauses, PPs and relative clauses."""
-        c = complexity
+    def _pick(self, items: tuple[str, ...]) -> str:
+        # Several times faster than rng.choice, which matters: sampling is the hot loop.
+        return items[int(self.rng.random() * len(items))]
+
+    def _spend(self, n_tokens: int) -> None:
+        # Counting source tokens while sampling lets a too-long draw stop early instead of
+        # building (and rendering) a huge tree only to reject it.
+        self.budget -= n_tokens
+        if self.budget < 0:
+            raise TooLong
+
+    def sentence(self, complexity: float, max_len: int = 10**9) -> Sentence:
+        """One sentence of at most ``max_len`` source tokens, else raises :class:`TooLong`.
+
+        More complexity means more clauses, PPs and relative clauses.
+        """
+        c, self.budget = complexity, max_len - 1  # the final "."
         self.p_pp, self.p_rel = 0.05 + 0.5 * c, 0.03 + 0.5 * c
         self.p_vp_pp, self.p_clause = 0.05 + 0.4 * c, 0.05 + 0.5 * c
         n = 1
         while n < 4 and self.rng.random() < self.p_clause:
             n += 1
+        self._spend(n - 1)  # conjunctions
         clauses = tuple(Clause(self.np(0, 0, True), self.vp(0, True)) for _ in range(n))
-        return Sentence(clauses, tuple(self.rng.choice(CONJUNCTIONS) for _ in range(n - 1)))
+        return Sentence(clauses, tuple(self._pick(CONJUNCTIONS) for _ in range(n - 1)))
 
     def np(self, pp_depth: int, rel_depth: int, allow_rel: bool) -> NP:
-        r = self.rng
+        """Det Adj{0,2} Noun [PP] [Rel]; PPs nest up to 3 deep, relative clauses 2 deep."""
+        r, pick = self.rng, self._pick
         plural = r.random() < 0.4
         x = r.random()
-        adjs = () if x < 0.5 else (r.choice(ADJECTIVES),) if x < 0.85 else r.sample(ADJECTIVES, 2)
-        det, noun = r.choice(_DETS_BY_NUMBER[plural]), r.choice(_NOUN_LIST)
+        adjs: tuple[str, ...] = ()
+        if x >= 0.5:
+            adjs = (pick(ADJECTIVES),)
+            while x >= 0.85 and len(adjs) < 2:  # two different adjectives
+                adjs = tuple(dict.fromkeys((*adjs, pick(ADJECTIVES))))
+        det, noun = pick(_DETS_BY_NUMBER[plural]), pick(_NOUN_LIST)
+        self._spend(2 + len(adjs))
         pp = rel = None
         # Probabilities halve with depth so that chains stay short but can happen.
         if pp_depth < 3 and r.random() < self.p_pp / 2**pp_depth:
-            pp = PP(r.choice(NP_PREPS), self.np(pp_depth + 1, rel_depth, False))
+            self._spend(1)
+            pp = PP(pick(NP_PREPS), self.np(pp_depth + 1, rel_depth, False))
         if allow_rel and rel_depth < 2 and r.random() < self.p_rel / 2**rel_depth:
+            self._spend(1)
             if r.random() < 0.6:
                 rel = Rel(self.vp(rel_depth + 1, False))
             else:  # object relative: its verb is transitive, its object is the gap
                 subj = self.np(0, rel_depth + 1, True)
-                adv = r.choice(ADVERBS) if r.random() < 0.15 else None
-                rel = Rel(VP(r.choice(_TV_LIST), r.random() < 0.5, None, adv), subj)
-        return NP(det, tuple(adjs), noun, plural, pp, rel)
+                adv = pick(ADVERBS) if r.random() < 0.15 else None
+                self._spend(1 + (adv is not None))
+                rel = Rel(VP(pick(_TV_LIST), r.random() < 0.5, None, adv), subj)
+        return NP(det, adjs, noun, plural, pp, rel)
 
     def vp(self, rel_depth: int, main: bool) -> VP:
-        r = self.rng
+        """[Adv] Verb [NP]; main clauses may add a clause-level PP."""
+        r, pick = self.rng, self._pick
         past = r.random() < 0.5
-        adv = r.choice(ADVERBS) if r.random() < 0.15 else None
+        adv = pick(ADVERBS) if r.random() < 0.15 else None
+        self._spend(1 + (adv is not None))
         if r.random() < 0.7:
-            verb, obj = r.choice(_TV_LIST), self.np(0, rel_depth, True)
+            verb, obj = pick(_TV_LIST), self.np(0, rel_depth, True)
         else:
-            verb, obj = r.choice(_IV_LIST), None
+            verb, obj = pick(_IV_LIST), None
         pp = None
         if main and r.random() < self.p_vp_pp:
-            pp = PP(r.choice(VP_PREPS), self.np(1, rel_depth, False))
+            self._spend(1)
+            pp = PP(pick(VP_PREPS), self.np(1, rel_depth, False))
         return VP(verb, past, obj, adv, pp)

@@ -100,11 +100,19 @@ class BahdanauDecoder(RecurrentDecoder):
     def forward(self, prev_tokens: Tensor, enc: EncoderOutput) -> DecoderOutput:
         embedded, x = self.embed(prev_tokens)
         state = self.init_state(enc)
-        prev_states, contexts, weights = [], [], []
+        keys = state.pop("keys")
+        # C c_i = C Σ_j α_ij h_j = Σ_j α_ij (C h_j): projecting the annotations once per batch
+        # leaves only a (B, N) x (N, 3H) product per step instead of a (D, 3H) matrix product,
+        # and the contexts themselves are needed only by the output layer, after the loop.
+        context_gates = self.context_proj(enc.annotations)
+        prev_states, weights = [], []
         for t in range(prev_tokens.size(1)):
             prev_states.append(state["h"])
-            state, context, alpha = self._advance(x[:, t], state, enc)
-            contexts.append(context)
+            alpha = self.attention.weights(state["h"], keys, enc.mask)
+            k = torch.bmm(alpha.unsqueeze(1), context_gates).squeeze(1)
+            state = self.cell(x[:, t], k, state)
             weights.append(alpha)
-        logits = self.output(torch.stack(prev_states, 1), embedded, torch.stack(contexts, 1))
-        return DecoderOutput(logits, torch.stack(weights, 1))
+        alphas = torch.stack(weights, 1)
+        contexts = torch.bmm(alphas, enc.annotations)
+        logits = self.output(torch.stack(prev_states, 1), embedded, contexts)
+        return DecoderOutput(logits, alphas)

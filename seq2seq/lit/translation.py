@@ -95,6 +95,13 @@ class TranslationModule(pl.LightningModule):
         self.log("train/tokens", tokens.float(), reduce_fx="sum", batch_size=size)
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning sets the epoch of a DataLoader's sampler, not of its batch sampler; ours
+        # draws a new batch order per epoch, and its iterator only starts after this hook.
+        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        if hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(self.current_epoch)
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:

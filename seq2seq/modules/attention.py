@@ -28,6 +28,13 @@ class AdditiveAttention(nn.Module):
         """``U_a h_j`` for all positions: ``(B, N, D)`` to ``(B, N, A)``."""
         return self.key(annotations)
 
+    def weights(self, query: Tensor, keys: Tensor, mask: Tensor) -> Tensor:
+        """``α`` ``(B, N)`` for ``query`` ``(B, Q)`` over projected ``keys`` ``(B, N, A)``;
+        ``mask`` ``(B, N)`` is True at real positions, and ``α`` is exactly zero elsewhere."""
+        energies = self.v(torch.tanh(keys + self.query(query).unsqueeze(1))).squeeze(2)
+        energies = energies.masked_fill(~mask, float("-inf"))
+        return torch.softmax(energies, dim=1)
+
     def forward(
         self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor
     ) -> tuple[Tensor, Tensor]:
@@ -38,10 +45,7 @@ class AdditiveAttention(nn.Module):
             mask: ``(B, N)`` True at real positions.
 
         Returns:
-            context ``(B, D)`` and weights ``α`` ``(B, N)``, exactly zero at padding.
+            context ``(B, D)`` and weights ``α`` ``(B, N)``.
         """
-        energies = self.v(torch.tanh(keys + self.query(query).unsqueeze(1))).squeeze(2)
-        energies = energies.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(energies, dim=1)
-        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)
-        return context, weights
+        weights = self.weights(query, keys, mask)
+        return torch.bmm(weights.unsqueeze(1), values).squeeze(1), weights

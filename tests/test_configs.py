@@ -1,0 +1,54 @@
+"""Every experiment config composes, builds its model, and runs a fast dev run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from seq2seq.cli.train import CONF_DIR, train
+from seq2seq.model import build_model
+from tests.conftest import compose_config
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+
+
+def test_there_are_experiments() -> None:
+    assert {"synthetic_bahdanau", "synthetic_cho"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_builds(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_config(tmp_path, f"experiment={experiment}", debug=False)
+    OmegaConf.resolve(cfg)
+    model = build_model(OmegaConf.to_container(cfg.model), 50, 60)
+    assert model.decoder.vocab_size == 60
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e.startswith("synthetic")])
+def test_experiment_fast_dev_run(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_config(
+        tmp_path, f"experiment={experiment}", "+trainer.fast_dev_run=true", "test=false"
+    )
+    result = train(cfg)
+    assert result["run_dir"]
+
+
+def test_decoder_swap_from_command_line(tmp_path: Path) -> None:
+    cfg = compose_config(tmp_path, "experiment=synthetic_bahdanau", "model/decoder=cho")
+    assert cfg.model.decoder._target_.endswith("ContextDecoder")
+    model = build_model(OmegaConf.to_container(cfg.model, resolve=True), 30, 30)
+    assert model.decoder.init_proj.in_features == model.encoder.summary_dim
+
+
+def test_unknown_decoder_lists_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ConfigCompositionException, match="bahdanau") as info:
+        compose_config(tmp_path, "model/decoder=transformer")
+    assert "cho" in str(info.value)
+
+
+def test_misspelt_key_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigCompositionException, match="hiden_dim"):
+        compose_config(tmp_path, "model.decoder.hiden_dim=3")

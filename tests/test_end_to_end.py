@@ -1,0 +1,149 @@
+"""Train a tiny model through the real configs, then use its checkpoint through every CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq.api import Translator
+from seq2seq.checkpoint import CheckpointError, load_checkpoint
+from seq2seq.cli import evaluate as evaluate_cli
+from seq2seq.cli import translate as translate_cli
+from seq2seq.cli.train import train
+from seq2seq.metrics import corpus_scores
+from tests.conftest import compose_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    base = tmp_path_factory.mktemp("e2e")
+    result = train(compose_config(base))
+    result["data_dir"] = base / "data" / "synthetic-debug"
+    return result
+
+
+def test_training_reports_scores_and_writes_checkpoints(trained: dict) -> None:
+    best = Path(trained["best_checkpoint"])
+    assert best.is_file()
+    assert (best.parent / "last.ckpt").is_file()
+    assert 0.0 <= trained["test_bleu"] <= 100.0
+    assert "nrefs:1" in trained["signatures"]["bleu"]
+    metrics = Path(trained["run_dir"]) / "csv" / "metrics.csv"
+    header = metrics.read_text().splitlines()[0]
+    assert "val/bleu" in header and "train/loss" in header
+
+
+def test_checkpoint_loads_without_unpickling_and_rebuilds_model(trained: dict) -> None:
+    raw = torch.load(trained["best_checkpoint"], weights_only=True)
+    assert raw["seq2seq"]["task"] == "translation"
+    loaded = load_checkpoint(trained["best_checkpoint"])
+    assert not loaded.model.training
+    assert loaded.model.decoder.vocab_size == loaded.tgt_tokenizer.vocab_size
+
+
+def test_python_api_translates_and_keeps_empty_lines(trained: dict) -> None:
+    translator = Translator.from_checkpoint(trained["best_checkpoint"])
+    out = translator.translate(["the cat sees a dog .", "", "   ", "cats ."])
+    assert len(out) == 4 and out[1] == "" and out[2] == ""
+    nbest = translator.translate_nbest(["the cat sees a dog ."], nbest=3)[0]
+    assert len(nbest) == 3
+    assert len({h.text for h in nbest}) == 3  # distinct hypotheses
+    assert all(h.logprob <= 0 for h in nbest)
+
+
+def test_translate_cli_one_line_per_input_line(trained: dict, tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    # Empty lines, unknown words, emoji, CJK, a control character, no trailing newline.
+    source.write_bytes("the dog runs .\n\nzebra 🦓 斑马 \x07 .\n".encode() + b"the cats sleep .")
+    out = tmp_path / "out.txt"
+    translate_cli.main(
+        [str(trained["best_checkpoint"]), "-i", str(source), "-o", str(out), "--beam", "3"]
+    )
+    lines = out.read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == 4
+    assert lines[1] == ""
+
+
+def test_translate_cli_nbest_format(trained: dict, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("the dog runs .\nthe cat .\n")
+    translate_cli.main([str(trained["best_checkpoint"]), "-i", str(source), "--nbest", "2"])
+    rows = capsys.readouterr().out.strip().split("\n")
+    assert [r.split(" ||| ")[0] for r in rows] == ["0", "0", "1", "1"]
+    assert all(float(r.split(" ||| ")[2]) <= 0 for r in rows)
+
+
+def test_evaluate_cli_prints_text_and_json(trained: dict, capsys) -> None:
+    data = trained["data_dir"]
+    evaluate_cli.main(
+        [
+            str(trained["best_checkpoint"]),
+            "--src",
+            str(data / "test.src"),
+            "--ref",
+            str(data / "test.tgt"),
+            "--beam",
+            "1",
+        ]
+    )
+    text, json_line = capsys.readouterr().out.strip().rsplit("\n", 1)
+    assert "BLEU = " in text and "chrF = " in text
+    scores = json.loads(json_line)
+    translator = Translator.from_checkpoint(trained["best_checkpoint"])
+    translator.decode_config.beam_size = 1
+    src = (data / "test.src").read_text().splitlines()
+    ref = (data / "test.tgt").read_text().splitlines()
+    expected = corpus_scores(translator.translate(src), ref)
+    assert scores["bleu"] == pytest.approx(expected.bleu)
+    assert scores["sentences"] == len(ref)
+
+
+def test_cli_errors_name_the_problem(trained: dict, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        translate_cli.main([str(tmp_path / "nope.ckpt")])
+    assert "no such file" in capsys.readouterr().err
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(Path(trained["best_checkpoint"]).read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="truncated or not a PyTorch checkpoint"):
+        load_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="expected a 'captioning' model"):
+        load_checkpoint(trained["best_checkpoint"], task="captioning")
+
+
+def test_same_seed_gives_same_losses(tmp_path: Path) -> None:
+    def losses(name: str) -> list[str]:
+        cfg = compose_config(tmp_path / name, "trainer.max_epochs=1", "test=false")
+        result = train(cfg)
+        rows = (Path(result["run_dir"]) / "csv" / "metrics.csv").read_text().splitlines()
+        return [r for r in rows if r and r.split(",")[0] != "epoch"]
+
+    assert losses("a") == losses("b")
+
+
+def test_console_script_runs_the_default_config_shrunk(tmp_path: Path) -> None:
+    """The installed `seq2seq-train` entry point, as a user runs it."""
+    exe = Path(sys.executable).with_name("seq2seq-train")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [
+            str(exe),
+            "debug=fast",
+            f"run_dir={tmp_path}/run",
+            f"data.dir={tmp_path}/data",
+            "trainer.max_epochs=1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test BLEU = " in proc.stdout and "best checkpoint: " in proc.stdout
+    assert "run directory:" in proc.stdout
