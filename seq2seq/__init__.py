@@ -1,3 +1,24 @@
-"""seq2seq: sequence-to-sequence learning for translation and captioning."""
+"""seq2seq: sequence-to-sequence learning for translation and captioning.
+
+The Python API in one line: ``Translator.from_checkpoint(path).translate([...])``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["Translator", "load_checkpoint", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily so that `import seq2seq.core` does not pull in Lightning and Hydra.
+    if name == "Translator":
+        from seq2seq.api import Translator
+
+        return Translator
+    if name == "load_checkpoint":
+        from seq2seq.checkpoint import load_checkpoint
+
+        return load_checkpoint
+    raise AttributeError(f"module 'seq2seq' has no attribute {name!r}")

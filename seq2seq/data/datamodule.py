@@ -135,9 +135,12 @@ class TranslationDataModule(pl.LightningDataModule):
             )
         cfg = dict(self.tokenizer_cfg)
         train = self.corpora["train"]
-        self.src_tokenizer, self.tgt_tokenizer = build_tokenizers(
-            cfg.pop("kind"), train.src, train.tgt, **cfg
-        )
+        try:
+            self.src_tokenizer, self.tgt_tokenizer = build_tokenizers(
+                cfg.pop("kind"), train.src, train.tgt, **cfg
+            )
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"data.tokenizer ({self.tokenizer_cfg}): {err}") from err
         log.info(
             "vocabularies: source %d, target %d",
             self.src_tokenizer.vocab_size,
