@@ -62,14 +62,15 @@ class Translator:
         """Load the checkpoint at ``path`` (safely: ``weights_only=True``)."""
         return cls(load_checkpoint(path, task="translation"), **kwargs)  # type: ignore[arg-type]
 
-    def translate(self, sentences: Sequence[str], max_tokens: int = 6000) -> list[str]:
+    def translate(self, sentences: Sequence[str], batch_size: int = 64) -> list[str]:
         """Best translation of each sentence; an empty (or blank) sentence gives ``""``."""
-        return [nbest[0].text for nbest in self.translate_nbest(sentences, 1, max_tokens)]
+        return [nbest[0].text for nbest in self.translate_nbest(sentences, 1, batch_size)]
 
     def translate_nbest(
-        self, sentences: Sequence[str], nbest: int = 1, max_tokens: int = 6000
+        self, sentences: Sequence[str], nbest: int = 1, batch_size: int = 64
     ) -> list[list[Translation]]:
-        """The ``nbest`` best translations of each sentence, best first."""
+        """The ``nbest`` best translations of each sentence, best first; sentences of similar
+        length are decoded together, ``batch_size`` at a time."""
         config = replace(
             self.decode_config, nbest=nbest, beam_size=max(nbest, self.decode_config.beam_size)
         )
@@ -94,7 +95,7 @@ class Translator:
         ]
         lengths = [len(e.src) for e in examples]
         sampler = BucketBatchSampler(
-            lengths, max_tokens=max_tokens, shuffle=False, num_replicas=1, rank=0
+            lengths, batch_size=batch_size, shuffle=False, num_replicas=1, rank=0
         )
         for batch_indices in sampler:
             batch = collate([examples[i] for i in batch_indices])

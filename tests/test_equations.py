@@ -106,7 +106,7 @@ def _tiny_enc(batch: int = 2, n: int = 4, d: int = 6, s: int = 3) -> EncoderOutp
 
 
 def test_bahdanau_decoder_attends_from_previous_state_and_outputs_from_it() -> None:
-    """Step i: alpha from s_{i-1}; logits from (s_{i-1}, E y_{i-1}, c_i); s_0 = tanh(W_s summary)."""
+    """Step i: alpha from s_{i-1}; logits from (s_{i-1}, E y_{i-1}, c_i); s_0 = tanh(W_s c)."""
     torch.manual_seed(1)
     decoder = BahdanauDecoder(
         11,

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(sources) != len(references):
         fail(f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}")
     translator = load_translator(args)
-    hypotheses = translator.translate(sources, max_tokens=args.batch_size * 60)
+    hypotheses = translator.translate(sources, batch_size=args.batch_size)
     if args.hyp_out:
         args.hyp_out.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
     scores = corpus_scores(hypotheses, references)

@@ -27,14 +27,15 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     translator = load_translator(args, nbest=args.nbest)
     lines = read_lines(args.input)
-    max_tokens = args.batch_size * 60
     out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
     try:
         if args.nbest == 1:
-            for text in translator.translate(lines, max_tokens=max_tokens):
+            for text in translator.translate(lines, batch_size=args.batch_size):
                 out.write(text + "\n")
         else:
-            for i, hyps in enumerate(translator.translate_nbest(lines, args.nbest, max_tokens)):
+            for i, hyps in enumerate(
+                translator.translate_nbest(lines, args.nbest, args.batch_size)
+            ):
                 for hyp in hyps:
                     out.write(f"{i} ||| {hyp.text} ||| {hyp.logprob:.4f}\n")
     finally:

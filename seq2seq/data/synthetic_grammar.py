@@ -370,14 +370,14 @@ class Sampler:
         self.p_pp, self.p_rel = 0.05 + 0.5 * c, 0.03 + 0.5 * c
         self.p_vp_pp, self.p_clause = 0.05 + 0.4 * c, 0.05 + 0.5 * c
         n = 1
-        while n < 4 and self.rng.random() < self.p_clause:
+        while n < 5 and self.rng.random() < self.p_clause:
             n += 1
         self._spend(n - 1)  # conjunctions
         clauses = tuple(Clause(self.np(0, 0, True), self.vp(0, True)) for _ in range(n))
         return Sentence(clauses, tuple(self._pick(CONJUNCTIONS) for _ in range(n - 1)))
 
     def np(self, pp_depth: int, rel_depth: int, allow_rel: bool) -> NP:
-        """Det Adj{0,2} Noun [PP] [Rel]; PPs nest up to 3 deep, relative clauses 2 deep."""
+        """Det Adj{0,2} Noun [PP] [Rel]; PPs nest 2 deep, relative clauses 2 deep."""
         r, pick = self.rng, self._pick
         plural = r.random() < 0.4
         x = r.random()
@@ -390,7 +390,7 @@ class Sampler:
         self._spend(2 + len(adjs))
         pp = rel = None
         # Probabilities halve with depth so that chains stay short but can happen.
-        if pp_depth < 3 and r.random() < self.p_pp / 2**pp_depth:
+        if pp_depth < 2 and r.random() < self.p_pp / 2**pp_depth:
             self._spend(1)
             pp = PP(pick(NP_PREPS), self.np(pp_depth + 1, rel_depth, False))
         if allow_rel and rel_depth < 2 and r.random() < self.p_rel / 2**rel_depth:

@@ -21,19 +21,50 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from seq2seq.core import Encoder, EncoderOutput, lengths_to_mask
 
 
-def _run_packed(rnn: nn.GRU, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """Run ``rnn`` over ``embedded`` ``(B, N, E)`` with true ``lengths`` ``(B,)``.
+class _RecurrentEncoder(Encoder):
+    """Embeddings and a (bi)directional GRU over packed sequences, shared by both encoders."""
 
-    Returns:
-        outputs ``(B, N, dirs*H)`` zero-padded, and final states ``(layers*dirs, B, H)``.
-    """
-    packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    outputs, final = rnn(packed)
-    outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=embedded.size(1))
-    return outputs, final
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        hidden_dim: int,
+        num_layers: int,
+        dropout: float,
+        pad_id: int,
+        bidirectional: bool,
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = nn.GRU(
+            embed_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+
+    def run(self, src: Tensor, src_lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Embed and run the GRU over ``src`` ``(B, N)`` with true lengths ``(B,)``.
+
+        Returns:
+            outputs ``(B, N, dirs*H)`` (zero at padding), final states ``(layers*dirs, B, H)``
+            taken at each sentence's last real word, and the mask ``(B, N)``.
+        """
+        if src_lengths is None:
+            src_lengths = torch.full((src.size(0),), src.size(1), device=src.device)
+        embedded = self.dropout(self.embedding(src))
+        packed = pack_padded_sequence(
+            embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        outputs, final = self.rnn(packed)
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
+        return outputs, final, lengths_to_mask(src_lengths.to(src.device), src.size(1))
 
 
-class BiGRUEncoder(Encoder):
+class BiGRUEncoder(_RecurrentEncoder):
     """Bidirectional GRU encoder of RNNsearch.
 
     Args:
@@ -54,17 +85,7 @@ class BiGRUEncoder(Encoder):
         dropout: float = 0.0,
         pad_id: int = 0,
     ) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-        self.dropout = nn.Dropout(dropout)
-        self.rnn = nn.GRU(
-            embed_dim,
-            hidden_dim,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
+        super().__init__(vocab_size, embed_dim, hidden_dim, num_layers, dropout, pad_id, True)
         self.output_dim = 2 * hidden_dim
         self.summary_dim = hidden_dim
 
@@ -74,20 +95,13 @@ class BiGRUEncoder(Encoder):
         Returns:
             annotations ``(B, N, 2H)``, mask ``(B, N)``, summary ``bwd_1`` ``(B, H)``.
         """
-        if src_lengths is None:
-            src_lengths = torch.full((src.size(0),), src.size(1), device=src.device)
-        embedded = self.dropout(self.embedding(src))
-        annotations, final = _run_packed(self.rnn, embedded, src_lengths)
+        annotations, final, mask = self.run(src, src_lengths)
         # final[-1] is the top layer's backward direction after it has read the whole
         # sentence right to left, i.e. its state at word 1: the paper's bwd_1.
-        return EncoderOutput(
-            annotations=annotations,
-            mask=lengths_to_mask(src_lengths.to(src.device), src.size(1)),
-            summary=final[-1],
-        )
+        return EncoderOutput(annotations=annotations, mask=mask, summary=final[-1])
 
 
-class GRUEncoder(Encoder):
+class GRUEncoder(_RecurrentEncoder):
     """Unidirectional GRU encoder of the RNN encoder-decoder, with ``c = tanh(V h_N)``.
 
     Args:
@@ -110,29 +124,14 @@ class GRUEncoder(Encoder):
         pad_id: int = 0,
         context_dim: int | None = None,
     ) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-        self.dropout = nn.Dropout(dropout)
-        self.rnn = nn.GRU(
-            embed_dim,
-            hidden_dim,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
+        super().__init__(vocab_size, embed_dim, hidden_dim, num_layers, dropout, pad_id, False)
         context_dim = context_dim or hidden_dim
-        self.to_context = nn.Linear(hidden_dim, context_dim)
+        self.to_context = nn.Linear(hidden_dim, context_dim)  # V
         self.output_dim = hidden_dim
         self.summary_dim = context_dim
 
     def forward(self, src: Tensor, src_lengths: Tensor | None = None) -> EncoderOutput:
         """Encode ``src`` ``(B, N)``; returns annotations ``(B, N, H)`` and ``c`` ``(B, C)``."""
-        if src_lengths is None:
-            src_lengths = torch.full((src.size(0),), src.size(1), device=src.device)
-        embedded = self.dropout(self.embedding(src))
-        annotations, final = _run_packed(self.rnn, embedded, src_lengths)
-        return EncoderOutput(
-            annotations=annotations,
-            mask=lengths_to_mask(src_lengths.to(src.device), src.size(1)),
-            summary=torch.tanh(self.to_context(final[-1])),
-        )
+        annotations, final, mask = self.run(src, src_lengths)
+        summary = torch.tanh(self.to_context(final[-1]))
+        return EncoderOutput(annotations=annotations, mask=mask, summary=summary)
