@@ -120,8 +120,8 @@ def test_source_determines_target(many_pairs: list[tuple[str, str]]) -> None:
 
 
 def test_parser_recovers_every_sampled_tree() -> None:
-    # The grammar is unambiguous on what it generates: parsing the rendered string gives back
-    # the very tree that produced it, so no other parse (and no other target) is possible.
+    # The deterministic parser gives back the very tree that produced each string, so the
+    # generator's target (rendered from that tree) is a function of the source string alone.
     sampler = Sampler(random.Random(0))
     checked = 0
     for i in range(3000):

@@ -58,13 +58,12 @@ class ChoGRUCell(ContextCell):
 
     def forward(self, x: Tensor, k: Tensor, state: DecoderState) -> DecoderState:
         h = state["h"]
-        xz, xr, xh = x.chunk(3, dim=1)
-        kz, kr, kh = k.chunk(3, dim=1)
-        uz, ur, uh = self.recurrent(h).chunk(3, dim=1)
-        z = torch.sigmoid(xz + uz + kz)
-        r = torch.sigmoid(xr + ur + kr)
-        candidate = torch.tanh(xh + r * (uh + kh))
-        return {"h": z * h + (1.0 - z) * candidate}
+        hidden = self.hidden_dim
+        uz_ur, uh = self.recurrent(h).split((2 * hidden, hidden), dim=1)
+        z, r = torch.sigmoid(x[:, : 2 * hidden] + k[:, : 2 * hidden] + uz_ur).chunk(2, dim=1)
+        candidate = torch.tanh(x[:, 2 * hidden :] + r * (uh + k[:, 2 * hidden :]))
+        # z ⊙ h + (1 - z) ⊙ h~ in one fused op.
+        return {"h": torch.lerp(candidate, h, z)}
 
 
 class BahdanauGRUCell(ContextCell):
@@ -80,13 +79,12 @@ class BahdanauGRUCell(ContextCell):
 
     def forward(self, x: Tensor, k: Tensor, state: DecoderState) -> DecoderState:
         s = state["h"]
-        xz, xr, xh = x.chunk(3, dim=1)
-        kz, kr, kh = k.chunk(3, dim=1)
-        uz, ur = self.recurrent_gates(s).chunk(2, dim=1)
-        z = torch.sigmoid(xz + uz + kz)
-        r = torch.sigmoid(xr + ur + kr)
-        candidate = torch.tanh(xh + self.recurrent(r * s) + kh)
-        return {"h": (1.0 - z) * s + z * candidate}
+        xk = x + k  # the word and context terms enter every part alike
+        hidden = self.hidden_dim
+        z, r = torch.sigmoid(xk[:, : 2 * hidden] + self.recurrent_gates(s)).chunk(2, dim=1)
+        candidate = torch.tanh(xk[:, 2 * hidden :] + self.recurrent(r * s))
+        # (1 - z) ⊙ s + z ⊙ s~ in one fused op.
+        return {"h": torch.lerp(s, candidate, z)}
 
 
 class ContextLSTMCell(ContextCell):
