@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from sacrebleu.metrics import BLEU, CHRF
+
+
+class _Once(logging.Filter):
+    """Let each distinct message through once: sacrebleu repeats its tokenisation warning on
+    every call, that is, at every validation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+logging.getLogger("sacrebleu").addFilter(_Once())
 
 
 @dataclass

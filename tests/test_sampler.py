@@ -29,7 +29,7 @@ def test_exactly_one_of_max_tokens_and_batch_size(lengths: list[int]) -> None:
 
 def test_max_tokens_bound_respected(lengths: list[int]) -> None:
     long = [*lengths, 500]  # one example longer than the bound gets its own batch
-    sampler = BucketBatchSampler(long, max_tokens=400, bucket_size_multiplier=5)
+    sampler = BucketBatchSampler(long, max_tokens=400)
     batches = list(sampler)
     for batch in batches:
         padded = max(long[i] for i in batch) * len(batch)
@@ -151,3 +151,16 @@ def test_resume_skip_is_dropped_for_another_epoch(lengths: list[int]) -> None:
 def test_accepts_tensor_lengths() -> None:
     sampler = BucketBatchSampler(torch.tensor([5, 1, 3, 2]), batch_size=2, shuffle=False)
     assert list(sampler) == [[1, 3], [2, 0]]
+
+
+def test_same_number_of_batches_every_epoch_but_different_batches(lengths: list[int]) -> None:
+    """Lightning reads len() once: an epoch with fewer batches would end before validation."""
+    sampler = BucketBatchSampler(lengths, max_tokens=300, seed=3)
+    plans = []
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        plans.append(batches)
+    assert len({len(p) for p in plans}) == 1
+    assert len({tuple(map(tuple, sorted(p))) for p in plans}) == 4  # memberships change

@@ -1,8 +1,8 @@
 """Batches of similar-length examples, in random order, split evenly across DDP ranks.
 
-Sorting by length keeps padding small; doing it only inside large random chunks, and then
+Sorting by length keeps padding small; breaking ties between equal lengths at random, and
 shuffling the order of the batches, keeps the batches different and randomly ordered from one
-epoch to the next. Every rank builds the same global list of batches from ``(seed, epoch)``
+epoch to the next while their number stays fixed. Every rank builds the same global list of batches from ``(seed, epoch)``
 and takes every ``R``-th one, so no communication is needed.
 """
 
@@ -27,14 +27,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         lengths: ``(num,)`` length of each example (``TranslationDataset.lengths``).
         max_tokens: bound on a batch's padded size, ``max length × number of examples``; an
             example longer than this forms a batch of its own.
-        batch_size: number of examples per batch (the last batch of a chunk may be smaller).
+        batch_size: number of examples per batch (the last batch may be smaller).
         shuffle: random batches in random order; False gives one fixed order by length, for
             validation and test (callers restore the input order with ``Batch.indices``).
         seed: base seed; epoch ``e`` is shuffled with ``seed + e``.
         num_replicas: number of DDP ranks; defaults to the world size, or 1.
         rank: this rank; defaults to the distributed rank, or 0.
-        bucket_size_multiplier: examples are sorted by length within random chunks of about
-            this many batches; larger means less padding but less random batches.
     """
 
     def __init__(
@@ -47,7 +45,6 @@ class BucketBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         num_replicas: int | None = None,
         rank: int | None = None,
-        bucket_size_multiplier: int = 100,
     ) -> None:
         if (max_tokens is None) == (batch_size is None):
             raise ValueError(
@@ -57,8 +54,6 @@ class BucketBatchSampler(Sampler[list[int]]):
         size = max_tokens if max_tokens is not None else batch_size
         if size < 1:
             raise ValueError(f"max_tokens/batch_size must be >= 1, got {size}")
-        if bucket_size_multiplier < 1:
-            raise ValueError(f"bucket_size_multiplier must be >= 1, got {bucket_size_multiplier}")
         distributed = dist.is_available() and dist.is_initialized()
         if num_replicas is None:
             num_replicas = dist.get_world_size() if distributed else 1
@@ -75,11 +70,11 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.num_replicas = num_replicas
         self.rank = rank
-        self.bucket_size_multiplier = bucket_size_multiplier
         self.epoch = 0
         self._yielded = 0  # batches of the current epoch handed out so far
         self._resume: tuple[int, int] | None = None  # (epoch, batches to skip) after a load
         self._plan_cache: tuple[int, list[Tensor]] | None = None
+        self._sizes: list[int] | None = None  # batch sizes, the same for every epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Select the shuffle of ``epoch``."""
@@ -143,32 +138,26 @@ class BucketBatchSampler(Sampler[list[int]]):
         return padded[self.rank :: self.num_replicas]
 
     def _global_batches(self, epoch: int) -> list[Tensor]:
-        """Every rank's batches, in the order they are dealt out."""
+        """Every rank's batches, in the order they are dealt out.
+
+        All examples are sorted by length and cut into batches. The cut depends only on the
+        sorted lengths, so every epoch has the same number of batches of the same sizes: the
+        trainer reads the number of batches once, and an epoch that ended early would skip its
+        validation. What changes between epochs is which examples of equal length share a
+        batch (ties are broken at random) and the order of the batches.
+        """
         num = len(self.lengths)
         generator = torch.Generator().manual_seed(self.seed + epoch)
-        if self.shuffle:
-            order = torch.randperm(num, generator=generator)
-            chunk = self.bucket_size_multiplier * self._examples_per_batch()
-            chunks = order.split(chunk)
-        else:
-            chunks = (torch.arange(num),)
-        batches: list[Tensor] = []
-        for chunk_indices in chunks:
-            # Stable, so equal lengths keep the chunk's (random or index) order.
-            by_length = torch.sort(self.lengths[chunk_indices], stable=True)
-            sorted_indices = chunk_indices[by_length.indices]
-            sizes = self._batch_sizes(by_length.values)
-            batches.extend(sorted_indices.split(sizes))
+        order = torch.randperm(num, generator=generator) if self.shuffle else torch.arange(num)
+        # Stable, so equal lengths keep the random (or index) order.
+        by_length = torch.sort(self.lengths[order], stable=True)
+        sorted_indices = order[by_length.indices]
+        if self._sizes is None:
+            self._sizes = self._batch_sizes(by_length.values)
+        batches = list(sorted_indices.split(self._sizes))
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
         return batches
-
-    def _examples_per_batch(self) -> int:
-        """Typical examples per batch, to size the sorting chunks."""
-        if self.batch_size is not None:
-            return self.batch_size
-        mean = float(self.lengths.float().mean()) if len(self.lengths) else 1.0
-        return max(1, int(self.max_tokens // max(mean, 1.0)))
 
     def _batch_sizes(self, sorted_lengths: Tensor) -> list[int]:
         """Sizes of consecutive batches cut from ``sorted_lengths`` ``(n,)`` (ascending)."""
