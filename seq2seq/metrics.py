@@ -65,3 +65,58 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> Corpu
         chrf_signature=str(chrf.get_signature()),
         sentences=len(hypotheses),
     )
+
+
+#: Source-length bucket edges of Bahdanau et al.'s Figure 2 (the last bucket is open).
+DEFAULT_EDGES = (0, 10, 20, 30, 40, 50, 60)
+
+
+@dataclass
+class BucketScore:
+    """BLEU of the sentences whose source has ``low <= words < high`` (``high`` None: open)."""
+
+    low: int
+    high: int | None
+    sentences: int
+    bleu: float | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.low}-{self.high}" if self.high is not None else f"{self.low}+"
+
+
+def bleu_by_source_length(
+    sources: Sequence[str],
+    hypotheses: Sequence[str],
+    references: Sequence[str],
+    edges: Sequence[int] = DEFAULT_EDGES,
+) -> list[BucketScore]:
+    """Corpus BLEU within each source-length bucket (length in whitespace words).
+
+    ``edges`` ``(e_0, ..., e_k)`` gives buckets ``[e_0, e_1), ..., [e_{k-1}, e_k), [e_k, ∞)``;
+    an empty bucket has BLEU None.
+    """
+    if not len(sources) == len(hypotheses) == len(references):
+        raise ValueError("sources, hypotheses and references must have the same length")
+    if list(edges) != sorted(set(edges)):
+        raise ValueError(f"bucket edges must be strictly increasing, got {list(edges)}")
+    bounds = [*zip(edges[:-1], edges[1:], strict=True), (edges[-1], None)]
+    lengths = [len(s.split()) for s in sources]
+    buckets = []
+    for low, high in bounds:
+        picked = [i for i, n in enumerate(lengths) if n >= low and (high is None or n < high)]
+        bleu = None
+        if picked:
+            hyps = [hypotheses[i] for i in picked]
+            bleu = BLEU().corpus_score(hyps, [[references[i] for i in picked]]).score
+        buckets.append(BucketScore(low, high, len(picked), bleu))
+    return buckets
+
+
+def format_buckets(buckets: Sequence[BucketScore]) -> str:
+    """A Markdown table: source length, sentences, BLEU."""
+    rows = ["| source length | sentences | BLEU |", "| --- | ---: | ---: |"]
+    for b in buckets:
+        bleu = "–" if b.bleu is None else f"{b.bleu:.2f}"
+        rows.append(f"| {b.label} | {b.sentences} | {bleu} |")
+    return "\n".join(rows)

@@ -1,6 +1,7 @@
 """``seq2seq-evaluate CKPT --src FILE --ref FILE``: translate and score with sacrebleu.
 
-Prints BLEU and chrF with their signatures, then the same as one JSON line.
+Prints BLEU and chrF with their signatures (and, with ``--by-length``, BLEU per source-length
+bucket), then the same as one JSON line.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 from pathlib import Path
 
 from seq2seq.cli.common import add_model_args, fail, load_translator, read_lines
-from seq2seq.metrics import corpus_scores
+from seq2seq.metrics import bleu_by_source_length, corpus_scores, format_buckets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--src", type=Path, required=True, help="source sentences, one per line")
     parser.add_argument("--ref", type=Path, required=True, help="reference translations")
     parser.add_argument("--hyp-out", type=Path, help="also write the hypotheses here")
+    parser.add_argument(
+        "--by-length",
+        action="store_true",
+        help="also print BLEU per source-length bucket (0-10, 10-20, ..., 60+ words)",
+    )
     return parser
 
 
@@ -36,7 +42,14 @@ def main(argv: list[str] | None = None) -> None:
         args.hyp_out.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
     scores = corpus_scores(hypotheses, references)
     print(scores)
-    print(json.dumps(scores.to_dict()))
+    result = scores.to_dict()
+    if args.by_length:
+        buckets = bleu_by_source_length(sources, hypotheses, references)
+        print(format_buckets(buckets))
+        result["by_source_length"] = [
+            {"bucket": b.label, "sentences": b.sentences, "bleu": b.bleu} for b in buckets
+        ]
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Sorting by length keeps padding small; breaking ties between equal lengths at random, and
 shuffling the order of the batches, keeps the batches different and randomly ordered from one
-epoch to the next while their number stays fixed. Every rank builds the same global list of batches from ``(seed, epoch)``
-and takes every ``R``-th one, so no communication is needed.
+epoch to the next while their number stays fixed. Every rank builds the same global list of
+batches from ``(seed, epoch)`` and takes every ``R``-th one, so no communication is needed.
 """
 
 from __future__ import annotations
