@@ -126,16 +126,19 @@ def test_same_seed_gives_same_losses(tmp_path: Path) -> None:
     assert losses("a") == losses("b")
 
 
-def test_console_script_runs_the_default_config_shrunk(tmp_path: Path) -> None:
-    """The installed `seq2seq-train` entry point, as a user runs it."""
+def test_console_script_multirun_trains_both_models(tmp_path: Path) -> None:
+    """The installed `seq2seq-train` entry point, as a user runs it: a -m multirun of the
+    fixed-vector and the attention experiment, each job in its own sweep directory."""
     exe = Path(sys.executable).with_name("seq2seq-train")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
         [
             str(exe),
+            "-m",
+            "experiment=synthetic_cho,synthetic_bahdanau",
             "debug=fast",
-            f"run_dir={tmp_path}/run",
             f"data.dir={tmp_path}/data",
+            f"hydra.sweep.dir={tmp_path}/multi",
             "trainer.max_epochs=1",
         ],
         cwd=tmp_path,
@@ -145,5 +148,6 @@ def test_console_script_runs_the_default_config_shrunk(tmp_path: Path) -> None:
         env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "test BLEU = " in proc.stdout and "best checkpoint: " in proc.stdout
-    assert "run directory:" in proc.stdout
+    assert proc.stdout.count("test BLEU = ") == 2 and "best checkpoint: " in proc.stdout
+    for job in ("0_debug", "1_debug"):
+        assert (tmp_path / "multi" / job / "checkpoints" / "last.ckpt").is_file()

@@ -9,5 +9,5 @@ sweep=$(ls -td multirun/*/ | head -1)
 for run in "$sweep"*/; do
     best=$(ls "$run"checkpoints/epoch*.ckpt | head -1)
     echo "== $run ($best)"
-    "$BIN/seq2seq-evaluate" "$best" --src data/synthetic/test.src --ref data/synthetic/test.tgt
+    "$BIN/seq2seq-evaluate" "$best" --src data/synthetic/test.src --ref data/synthetic/test.tgt --by-length
 done
