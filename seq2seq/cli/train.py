@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq.lit.checkpoint_io import AtomicCheckpointIO
 from seq2seq.lit.translation import TranslationModule
 from seq2seq.search.decode import DecodeConfig
 
@@ -46,6 +47,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         optimizer=instantiate(cfg.optimizer),
         scheduler=scheduler,
         label_smoothing=cfg.loss.label_smoothing,
+        nonfinite=cfg.loss.nonfinite,
         val_decode=DecodeConfig(**cfg.decode.val),
         test_decode=DecodeConfig(**cfg.decode.test),
         references=datamodule.references,
@@ -55,6 +57,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
+        plugins=[AtomicCheckpointIO()],
         callbacks=_instantiate_all(cfg.get("callbacks")),
         logger=_instantiate_all(cfg.get("logger")),
     )

@@ -7,6 +7,7 @@ gathered and put back in corpus order: corpus BLEU is not an average of per-rank
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +24,8 @@ from seq2seq.metrics import CorpusScores, corpus_scores
 from seq2seq.model import EncoderDecoder, build_model
 from seq2seq.search.decode import DecodeConfig, decode
 
+log = logging.getLogger(__name__)
+
 
 class TranslationModule(pl.LightningModule):
     """Train, validate (greedy BLEU) and test (beam BLEU/chrF) an :class:`EncoderDecoder`.
@@ -34,6 +37,8 @@ class TranslationModule(pl.LightningModule):
         optimizer: partial optimiser factory, called with the parameters.
         scheduler: optional partial ``ReduceLROnPlateau`` factory, called with the optimiser.
         label_smoothing: label smoothing of the cross-entropy.
+        nonfinite: on a NaN/infinite loss, ``stop`` with an error naming the step, or ``skip``
+            the batch.
         monitor: the metric the scheduler follows (``val/bleu``).
         val_decode: decoding for validation (greedy by default).
         test_decode: decoding for the test set.
@@ -48,6 +53,7 @@ class TranslationModule(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         label_smoothing: float = 0.0,
+        nonfinite: str = "stop",
         monitor: str = "val/bleu",
         val_decode: DecodeConfig | None = None,
         test_decode: DecodeConfig | None = None,
@@ -63,6 +69,9 @@ class TranslationModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.label_smoothing = label_smoothing
+        if nonfinite not in ("stop", "skip"):
+            raise ValueError(f"loss.nonfinite must be 'stop' or 'skip', got {nonfinite!r}")
+        self.nonfinite = nonfinite
         self.monitor = monitor
         self.val_decode = val_decode or DecodeConfig(beam_size=1)
         self.test_decode = test_decode or DecodeConfig()
@@ -87,9 +96,20 @@ class TranslationModule(pl.LightningModule):
             loss = loss + aux
         return loss, (batch.tgt_out != PAD).sum()
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
         total, tokens = self.loss(batch)
         loss = total / tokens.clamp(min=1)
+        if not torch.isfinite(loss):
+            where = (
+                f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+            )
+            if self.nonfinite == "skip":
+                log.warning("loss is %s at %s: batch skipped", loss.item(), where)
+                return None  # Lightning then skips the backward pass and the optimiser step
+            raise FloatingPointError(
+                f"loss is {loss.item()} at {where}; stopping, checkpoints written so far are "
+                "kept. Lower optimizer.lr, or set loss.nonfinite=skip to skip such batches"
+            )
         size = batch.src.size(0)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/tokens", tokens.float(), reduce_fx="sum", batch_size=size)

@@ -1,0 +1,37 @@
+"""Checkpoints written atomically: to a temporary file in the same folder, then renamed.
+
+A run killed during a save (or a full disk) leaves the previous checkpoint intact, never a
+truncated file in its place; a failed write is an error that names the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO with a write-then-rename save."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            torch.save(checkpoint, tmp)
+            with open(tmp, "rb") as handle:  # on disk before the rename makes it visible
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as err:
+            tmp.unlink(missing_ok=True)
+            reason = getattr(err, "strerror", None) or str(err)
+            raise OSError(
+                f"could not write checkpoint {path}: {reason}; the previous checkpoint is "
+                "unchanged (is the disk full or the folder read-only?)"
+            ) from err

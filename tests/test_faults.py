@@ -1,0 +1,61 @@
+"""Faults during training: atomic checkpoint writes and non-finite losses."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq.data.dataset import Example, collate
+from seq2seq.data.tokenizer import WordTokenizer
+from seq2seq.lit.checkpoint_io import AtomicCheckpointIO
+from seq2seq.lit.translation import TranslationModule
+from tests.test_contracts import DECODERS, ENCODERS
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    io = AtomicCheckpointIO()
+    path = tmp_path / "ckpt" / "last.ckpt"
+    io.save_checkpoint({"step": 1}, path)
+    before = path.read_bytes()
+
+    def disk_full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match=r"could not write checkpoint .*last\.ckpt: No space left"):
+        io.save_checkpoint({"step": 2}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary left
+    assert torch.load(path, weights_only=True) == {"step": 1}
+
+
+def module(nonfinite: str) -> TranslationModule:
+    tok = WordTokenizer.build(["a b c d"])
+    cfg = {"encoder": ENCODERS["bigru"], "decoder": DECODERS["bahdanau"], "init": "pytorch"}
+    return TranslationModule(cfg, tok, tok, torch.optim.Adam, nonfinite=nonfinite)
+
+
+def nan_batch(m: TranslationModule, monkeypatch):
+    batch = collate([Example(0, torch.tensor([4, 5]), torch.tensor([6]))])
+    monkeypatch.setattr(m, "loss", lambda b: (torch.tensor(float("nan")), torch.tensor(1)))
+    return batch
+
+
+def test_nan_loss_stops_naming_the_step(monkeypatch) -> None:
+    m = module("stop")
+    with pytest.raises(FloatingPointError, match=r"loss is nan at global step 0 .*nonfinite=skip"):
+        m.training_step(nan_batch(m, monkeypatch), 7)
+
+
+def test_nan_loss_skipped_when_configured(monkeypatch) -> None:
+    m = module("skip")
+    assert m.training_step(nan_batch(m, monkeypatch), 0) is None
+
+
+def test_unknown_nonfinite_policy() -> None:
+    with pytest.raises(ValueError, match="loss.nonfinite"):
+        module("ignore")
