@@ -151,3 +151,11 @@ def test_console_script_multirun_trains_both_models(tmp_path: Path) -> None:
     assert proc.stdout.count("test BLEU = ") == 2 and "best checkpoint: " in proc.stdout
     for job in ("0_debug", "1_debug"):
         assert (tmp_path / "multi" / job / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_overlong_input_is_truncated_with_a_warning(trained: dict, caplog) -> None:
+    translator = Translator.from_checkpoint(trained["best_checkpoint"], max_src_len=20)
+    with caplog.at_level("WARNING"):
+        out = translator.translate(["the cat " * 100 + ".", "the dog ."])
+    assert len(out) == 2
+    assert "1 input lines longer than 20 tokens were truncated (lines 1)" in caplog.text
