@@ -121,9 +121,12 @@ class Decoder(nn.Module, ABC):
         """Select hypotheses ``order`` ``(B',)`` from every tensor of the state."""
         return {name: value.index_select(0, order) for name, value in state.items()}
 
-    def auxiliary_loss(self, attention: Tensor | None, target_mask: Tensor) -> Tensor | None:
-        """An extra training loss computed from the attention (Xu et al.'s doubly stochastic
-        regulariser, for instance); None when the decoder has none."""
+    def auxiliary_loss(
+        self, attention: Tensor | None, target_mask: Tensor, source_mask: Tensor
+    ) -> Tensor | None:
+        """An extra training loss (summed, like the token loss) computed from the attention
+        ``(B, T, N)``, with masks of the real target steps ``(B, T)`` and source positions
+        ``(B, N)`` (Xu et al.'s doubly stochastic regulariser); None when there is none."""
         return None
 
 

@@ -32,6 +32,19 @@ DECODERS = {
         "attention_dim": 4,
         "maxout_dim": 3,
     },
+    # Show-Attend-Tell's options on the attention decoder.
+    "sat": {
+        "_target_": "seq2seq.decoders.bahdanau.BahdanauDecoder",
+        "_partial_": True,
+        "embed_dim": 6,
+        "hidden_dim": 6,
+        "attention_dim": 4,
+        "maxout_dim": 3,
+        "gate": True,
+        "output_from": "current",
+        "maxout_pool": 1,
+        "doubly_stochastic": 1.0,
+    },
     "cho": {
         "_target_": "seq2seq.decoders.context.ContextDecoder",
         "_partial_": True,
@@ -78,7 +91,7 @@ def test_shapes_padding_and_gradients(encoder: str, decoder: str, cell: str, ini
         assert out.attention.shape == (3, 5, 6)
         assert out.attention[~enc.mask[:, None, :].expand(-1, 5, -1)].abs().max() == 0
         torch.testing.assert_close(out.attention.sum(-1), torch.ones(3, 5))
-    if init == "bahdanau" and decoder == "bahdanau":
+    if init == "bahdanau" and decoder in ("bahdanau", "sat"):
         # v_a starts at zero (uniform attention), which stops the gradient into W_a and U_a
         # until v_a has moved; move it so that every path is exercised.
         torch.nn.init.normal_(model.decoder.attention.v.weight)

@@ -173,3 +173,47 @@ def test_gru_encoder_context_is_tanh_v_last_real_state() -> None:
     last = torch.stack([out.annotations[0, 3], out.annotations[1, 1]])
     torch.testing.assert_close(out.summary, torch.tanh(encoder.to_context(last)))
     assert out.summary.shape == (2, 5)
+
+
+def test_show_attend_tell_gate_and_output_from_current_state() -> None:
+    """ẑ = β Σ α a with β = σ(f_β(h_{t-1})); the output reads h_t, E y_{t-1} and ẑ."""
+    torch.manual_seed(5)
+    decoder = BahdanauDecoder(
+        9,
+        annotation_dim=6,
+        summary_dim=3,
+        embed_dim=5,
+        hidden_dim=4,
+        attention_dim=3,
+        maxout_dim=2,
+        cell="lstm",
+        gate=True,
+        output_from="current",
+        maxout_pool=1,
+    ).eval()
+    enc = _tiny_enc()
+    state = decoder.init_state(enc)
+    prev = torch.tensor([3, 6])
+    out = decoder.step(prev, state, enc)
+    context, _ = decoder.attention(
+        state["h"], decoder.attention.project_keys(enc.annotations), enc.annotations, enc.mask
+    )
+    beta = torch.sigmoid(decoder.gate(state["h"]))
+    gated = beta * context
+    x = decoder.input_proj(decoder.embedding(prev))
+    new = decoder.cell(x, decoder.context_proj(gated), {"h": state["h"], "memory": state["memory"]})
+    torch.testing.assert_close(out.state["h"], new["h"])
+    torch.testing.assert_close(out.logits, decoder.output(new["h"], decoder.embedding(prev), gated))
+
+
+def test_doubly_stochastic_regulariser_hand_computed() -> None:
+    """λ Σ_i (1 - Σ_t α_ti)², over real target steps and real source positions only."""
+    decoder = BahdanauDecoder(5, annotation_dim=2, summary_dim=2, doubly_stochastic=0.5)
+    alpha = torch.tensor([[[0.7, 0.3, 0.0], [0.2, 0.8, 0.0], [0.5, 0.5, 0.0]]])  # (1, T=3, N=3)
+    target_mask = torch.tensor([[True, True, False]])  # the third step is padding
+    source_mask = torch.tensor([[True, True, False]])  # the third position is padding
+    loss = decoder.auxiliary_loss(alpha, target_mask, source_mask)
+    expected = 0.5 * ((1 - (0.7 + 0.2)) ** 2 + (1 - (0.3 + 0.8)) ** 2)
+    assert loss.item() == pytest.approx(expected)
+    plain = BahdanauDecoder(5, annotation_dim=2, summary_dim=2)
+    assert plain.auxiliary_loss(alpha, target_mask, source_mask) is None

@@ -13,14 +13,19 @@ At target step ``i``, from the *previous* state ``s_{i-1}``:
 - initial state ``s_0 = tanh(W_s bwd_1)`` from the encoder summary.
 
 JoeyNMT and OpenNMT-py attend from the *new* state and have no maxout layer (Luong's
-ordering); this one follows the paper. With ``cell: lstm`` the same attention drives an
-LSTM, the Show-Attend-Tell decoder (Xu et al. 2015).
+ordering); this one follows the paper.
+
+Show, Attend and Tell (Xu et al. 2015) is the same decoder with ``cell: lstm`` and three
+options: ``gate: true`` scales the context by ``β_t = σ(f_β(h_{t-1}))`` (Sec. 4.2.1),
+``output_from: current`` with ``maxout_pool: 1`` gives its deep output
+``L_o(E y_{t-1} + L_h h_t + L_z ẑ_t)`` (Eq. 7), and ``doubly_stochastic: λ`` adds
+``λ Σ_i (1 - Σ_t α_ti)²`` to the loss (Eq. 14).
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from seq2seq.core import DecoderOutput, DecoderState, EncoderOutput, StepOutput
 from seq2seq.decoders.recurrent import RecurrentDecoder
@@ -44,6 +49,11 @@ class BahdanauDecoder(RecurrentDecoder):
         cell: ``gru`` (the paper) or ``lstm``.
         dropout: dropout on embeddings and maxout units.
         pad_id: padding token id.
+        gate: scale the context by Xu et al.'s gating scalar ``β = σ(f_β(s_{i-1}))``.
+        output_from: the state the output layer reads: ``previous`` (``s_{i-1}``, Bahdanau)
+            or ``current`` (``h_t``, Xu et al.).
+        maxout_pool: pieces per maxout unit; 1 gives a linear deep output.
+        doubly_stochastic: ``λ`` of the attention regulariser (0: off).
     """
 
     def __init__(
@@ -58,7 +68,13 @@ class BahdanauDecoder(RecurrentDecoder):
         cell: str = "gru",
         dropout: float = 0.0,
         pad_id: int = 0,
+        gate: bool = False,
+        output_from: str = "previous",
+        maxout_pool: int = 2,
+        doubly_stochastic: float = 0.0,
     ) -> None:
+        if output_from not in ("previous", "current"):
+            raise ValueError(f"output_from must be 'previous' or 'current', got {output_from!r}")
         super().__init__(
             vocab_size=vocab_size,
             context_dim=annotation_dim,
@@ -70,8 +86,12 @@ class BahdanauDecoder(RecurrentDecoder):
             maxout_dim=maxout_dim,
             dropout=dropout,
             pad_id=pad_id,
+            maxout_pool=maxout_pool,
         )
         self.attention = AdditiveAttention(hidden_dim, annotation_dim, attention_dim)
+        self.gate = nn.Linear(hidden_dim, 1) if gate else None  # f_β
+        self.output_from_previous = output_from == "previous"
+        self.doubly_stochastic = doubly_stochastic
 
     def init_state(self, enc: EncoderOutput) -> DecoderState:
         """``s_0`` and ``U_a h_j`` (``keys``, ``(B, N, A)``), computed once per batch."""
@@ -79,23 +99,21 @@ class BahdanauDecoder(RecurrentDecoder):
         state["keys"] = self.attention.project_keys(enc.annotations)
         return state
 
-    def _advance(
-        self, x: Tensor, state: DecoderState, enc: EncoderOutput
-    ) -> tuple[DecoderState, Tensor, Tensor]:
-        """Attend from ``s_{i-1}`` and update the state; ``x`` ``(B, 3H)`` is ``W E y_{i-1}``.
-
-        Returns the new state, the context ``c_i`` ``(B, D)`` and ``α_i`` ``(B, N)``.
-        """
-        context, weights = self.attention(state["h"], state["keys"], enc.annotations, enc.mask)
-        new_state = self.cell(x, self.context_proj(context), self.cell_state(state))
-        new_state["keys"] = state["keys"]
-        return new_state, context, weights
+    def _gating(self, prev_h: Tensor) -> Tensor | None:
+        """``β`` ``(B, 1)`` from ``s_{i-1}``, or None without the gate."""
+        return None if self.gate is None else torch.sigmoid(self.gate(prev_h))
 
     def step(self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput) -> StepOutput:
         embedded, x = self.embed(prev_tokens)
-        new_state, context, weights = self._advance(x, state, enc)
-        logits = self.output(state["h"], embedded, context)  # reads s_{i-1}, not s_i
-        return StepOutput(logits, new_state, weights)
+        prev_h = state["h"]
+        context, weights = self.attention(prev_h, state["keys"], enc.annotations, enc.mask)
+        beta = self._gating(prev_h)
+        if beta is not None:
+            context = beta * context
+        new_state = self.cell(x, self.context_proj(context), self.cell_state(state))
+        new_state["keys"] = state["keys"]
+        out_h = prev_h if self.output_from_previous else new_state["h"]
+        return StepOutput(self.output(out_h, embedded, context), new_state, weights)
 
     def forward(self, prev_tokens: Tensor, enc: EncoderOutput) -> DecoderOutput:
         embedded, x = self.embed(prev_tokens)
@@ -105,14 +123,32 @@ class BahdanauDecoder(RecurrentDecoder):
         # leaves only a (B, N) x (N, 3H) product per step instead of a (D, 3H) matrix product,
         # and the contexts themselves are needed only by the output layer, after the loop.
         context_gates = self.context_proj(enc.annotations)
-        prev_states, weights = [], []
+        out_states, weights, betas = [], [], []
         for t in range(prev_tokens.size(1)):
-            prev_states.append(state["h"])
-            alpha = self.attention.weights(state["h"], keys, enc.mask)
+            prev_h = state["h"]
+            alpha = self.attention.weights(prev_h, keys, enc.mask)
             k = torch.bmm(alpha.unsqueeze(1), context_gates).squeeze(1)
+            beta = self._gating(prev_h)
+            if beta is not None:
+                k = beta * k
+                betas.append(beta)
             state = self.cell(x[:, t], k, state)
+            out_states.append(prev_h if self.output_from_previous else state["h"])
             weights.append(alpha)
         alphas = torch.stack(weights, 1)
         contexts = torch.bmm(alphas, enc.annotations)
-        logits = self.output(torch.stack(prev_states, 1), embedded, contexts)
+        if betas:
+            contexts = contexts * torch.stack(betas, 1)
+        logits = self.output(torch.stack(out_states, 1), embedded, contexts)
         return DecoderOutput(logits, alphas)
+
+    def auxiliary_loss(
+        self, attention: Tensor | None, target_mask: Tensor, source_mask: Tensor
+    ) -> Tensor | None:
+        """Xu et al.'s doubly stochastic regulariser ``λ Σ_i (1 - Σ_t α_ti)²``, summed over
+        the batch, real target steps ``t`` and real source positions ``i``."""
+        if not self.doubly_stochastic or attention is None:
+            return None
+        coverage = (attention * target_mask.unsqueeze(-1)).sum(dim=1)  # (B, N)
+        penalty = ((1.0 - coverage) ** 2 * source_mask).sum()
+        return self.doubly_stochastic * penalty

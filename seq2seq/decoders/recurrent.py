@@ -26,6 +26,8 @@ class RecurrentDecoder(Decoder):
         embed_dim: target word embedding size.
         hidden_dim: decoder state size.
         maxout_dim: units of the maxout output layer.
+        maxout_pool: pieces per maxout unit (2 in the papers; 1 makes the deep output the
+            linear ``L_o(E y + L_h h + L_z z)`` of Xu et al.).
         dropout: dropout on embeddings and on the maxout units.
         pad_id: padding token id.
     """
@@ -43,6 +45,7 @@ class RecurrentDecoder(Decoder):
         maxout_dim: int,
         dropout: float,
         pad_id: int,
+        maxout_pool: int = 2,
     ) -> None:
         super().__init__()
         if cell not in cells:
@@ -57,7 +60,13 @@ class RecurrentDecoder(Decoder):
         self.context_proj = nn.Linear(context_dim, gate_dim, bias=False)  # C c
         self.init_proj = nn.Linear(summary_dim, self.cell.init_parts * hidden_dim)
         self.output = MaxoutOutput(
-            hidden_dim, embed_dim, context_dim, maxout_dim, vocab_size, dropout=dropout
+            hidden_dim,
+            embed_dim,
+            context_dim,
+            maxout_dim,
+            vocab_size,
+            pool=maxout_pool,
+            dropout=dropout,
         )
 
     def initial_cell_state(self, summary: Tensor) -> DecoderState:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seq2seq.checkpoint import CHECKPOINT_KEY, checkpoint_payload
+from seq2seq.core import lengths_to_mask
 from seq2seq.data.dataset import Batch
 from seq2seq.data.tokenizer import BOS, EOS, PAD, Tokenizer
 from seq2seq.metrics import CorpusScores, corpus_scores
@@ -91,7 +92,8 @@ class TranslationModule(pl.LightningModule):
             reduction="sum",
             label_smoothing=self.label_smoothing,
         )
-        aux = self.model.decoder.auxiliary_loss(out.attention, batch.tgt_out != PAD)
+        source_mask = lengths_to_mask(batch.src_lengths, batch.src.size(1))
+        aux = self.model.decoder.auxiliary_loss(out.attention, batch.tgt_out != PAD, source_mask)
         if aux is not None:
             loss = loss + aux
         return loss, (batch.tgt_out != PAD).sum()
