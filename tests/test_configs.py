@@ -27,7 +27,7 @@ def test_experiment_composes_and_builds(experiment: str, tmp_path: Path) -> None
     assert model.decoder.vocab_size == 60
 
 
-@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e.startswith("synthetic")])
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_fast_dev_run(experiment: str, tmp_path: Path) -> None:
     cfg = compose_config(
         tmp_path, f"experiment={experiment}", "+trainer.fast_dev_run=true", "test=false"
@@ -52,3 +52,18 @@ def test_unknown_decoder_lists_the_choices(tmp_path: Path) -> None:
 def test_misspelt_key_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigCompositionException, match="hiden_dim"):
         compose_config(tmp_path, "model.decoder.hiden_dim=3")
+
+
+@pytest.mark.parametrize("experiment", ["wmt14_rnnsearch50", "wmt14_rnnencdec50"])
+def test_wmt14_experiments_have_the_papers_settings(experiment: str, tmp_path: Path) -> None:
+    """Bahdanau et al. 2015, Sec. 4.2 and Appendix B."""
+    cfg = compose_config(tmp_path, f"experiment={experiment}", debug=False)
+    dims = cfg.model.dims
+    assert (dims.embed, dims.encoder_hidden, dims.decoder_hidden) == (620, 1000, 1000)
+    assert (dims.attention, dims.maxout) == (1000, 500)
+    assert cfg.optimizer._target_ == "torch.optim.Adadelta"
+    assert (cfg.optimizer.rho, cfg.optimizer.eps) == (0.95, 1e-6)
+    assert cfg.trainer.gradient_clip_val == 1.0
+    assert (cfg.data.batch_size, cfg.data.sort_groups, cfg.data.max_len) == (80, 20, 50)
+    assert cfg.data.tokenizer.vocab_size - 4 == 30000
+    assert cfg.model.init == "bahdanau"

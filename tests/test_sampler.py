@@ -164,3 +164,23 @@ def test_same_number_of_batches_every_epoch_but_different_batches(lengths: list[
         plans.append(batches)
     assert len({len(p) for p in plans}) == 1
     assert len({tuple(map(tuple, sorted(p))) for p in plans}) == 4  # memberships change
+
+
+def test_sort_groups_sorts_within_groups_of_minibatches(lengths: list[int]) -> None:
+    """Bahdanau et al.: groups of 20 minibatches sorted by length, here groups of 5 x 40."""
+    sampler = BucketBatchSampler(lengths, batch_size=40, sort_groups=5, seed=1)
+    counts = set()
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        counts.add(len(batches))
+        assert sorted(flatten(batches)) == list(range(len(lengths)))
+        assert all(len(b) <= 40 for b in batches)
+    assert counts == {25}
+    # Sorting within groups of 200 leaves more spread inside a batch than a global sort.
+    grouped = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    full = BucketBatchSampler(lengths, batch_size=40, seed=1)
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in full)
+    assert spread < grouped
+    with pytest.raises(ValueError, match="sort_groups=5 needs batch_size"):
+        BucketBatchSampler(lengths, max_tokens=400, sort_groups=5)

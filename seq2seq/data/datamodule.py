@@ -43,6 +43,8 @@ class TranslationDataModule(pl.LightningDataModule):
         max_len: training pairs with more tokens on either side are dropped (and counted).
         max_tokens: tokens per training batch (padded size); or set ``batch_size``.
         batch_size: sentences per training batch, when ``max_tokens`` is null.
+        sort_groups: with ``batch_size``, sort by length within random groups of this many
+            batches (Bahdanau et al.'s 20 minibatches), not over the whole corpus.
         eval_max_tokens: tokens per validation/test batch.
         encoding_errors: ``strict`` (fail on invalid UTF-8) or ``replace``.
         num_workers: DataLoader worker processes.
@@ -61,6 +63,7 @@ class TranslationDataModule(pl.LightningDataModule):
         max_len: int | None = 100,
         max_tokens: int | None = 4000,
         batch_size: int | None = None,
+        sort_groups: int | None = None,
         eval_max_tokens: int = 8000,
         encoding_errors: str = "strict",
         num_workers: int = 0,
@@ -77,6 +80,7 @@ class TranslationDataModule(pl.LightningDataModule):
         self.tokenizer_cfg.update(tokenizer or {})
         self.max_len = max_len
         self.max_tokens, self.batch_size = max_tokens, batch_size
+        self.sort_groups = sort_groups
         self.eval_max_tokens = eval_max_tokens
         self.encoding_errors = encoding_errors
         self.num_workers = num_workers
@@ -175,9 +179,13 @@ class TranslationDataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
         if shuffle:
-            sizing = {"max_tokens": self.max_tokens, "batch_size": self.batch_size}
+            sizing = {
+                "max_tokens": self.max_tokens,
+                "batch_size": self.batch_size,
+                "sort_groups": self.sort_groups,
+            }
         else:
-            sizing = {"max_tokens": self.eval_max_tokens, "batch_size": None}
+            sizing = {"max_tokens": self.eval_max_tokens, "batch_size": None, "sort_groups": None}
         sampler = BucketBatchSampler(dataset.lengths, shuffle=shuffle, seed=self.seed, **sizing)
         return DataLoader(
             dataset,

@@ -33,6 +33,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         seed: base seed; epoch ``e`` is shuffled with ``seed + e``.
         num_replicas: number of DDP ranks; defaults to the world size, or 1.
         rank: this rank; defaults to the distributed rank, or 0.
+        sort_groups: with ``batch_size``, sort by length only within random groups of this
+            many batches (Bahdanau et al., Appendix B.2: groups of 20 minibatches of 80)
+            instead of over the whole data set.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         num_replicas: int | None = None,
         rank: int | None = None,
+        sort_groups: int | None = None,
     ) -> None:
         if (max_tokens is None) == (batch_size is None):
             raise ValueError(
@@ -54,6 +58,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         size = max_tokens if max_tokens is not None else batch_size
         if size < 1:
             raise ValueError(f"max_tokens/batch_size must be >= 1, got {size}")
+        if sort_groups is not None and (batch_size is None or sort_groups < 1):
+            # With max_tokens the number of batches would change from epoch to epoch.
+            raise ValueError(f"sort_groups={sort_groups} needs batch_size and must be >= 1")
         distributed = dist.is_available() and dist.is_initialized()
         if num_replicas is None:
             num_replicas = dist.get_world_size() if distributed else 1
@@ -70,11 +77,11 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.num_replicas = num_replicas
         self.rank = rank
+        self.sort_groups = sort_groups
         self.epoch = 0
         self._yielded = 0  # batches of the current epoch handed out so far
         self._resume: tuple[int, int] | None = None  # (epoch, batches to skip) after a load
         self._plan_cache: tuple[int, list[Tensor]] | None = None
-        self._sizes: list[int] | None = None  # batch sizes, the same for every epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Select the shuffle of ``epoch``."""
@@ -144,17 +151,23 @@ class BucketBatchSampler(Sampler[list[int]]):
         sorted lengths, so every epoch has the same number of batches of the same sizes: the
         trainer reads the number of batches once, and an epoch that ended early would skip its
         validation. What changes between epochs is which examples of equal length share a
-        batch (ties are broken at random) and the order of the batches.
+        batch (ties are broken at random) and the order of the batches. With ``sort_groups``
+        the sort is within random groups of ``sort_groups * batch_size`` examples, whose
+        batch count is fixed too.
         """
         num = len(self.lengths)
         generator = torch.Generator().manual_seed(self.seed + epoch)
         order = torch.randperm(num, generator=generator) if self.shuffle else torch.arange(num)
-        # Stable, so equal lengths keep the random (or index) order.
-        by_length = torch.sort(self.lengths[order], stable=True)
-        sorted_indices = order[by_length.indices]
-        if self._sizes is None:
-            self._sizes = self._batch_sizes(by_length.values)
-        batches = list(sorted_indices.split(self._sizes))
+        if self.sort_groups is not None and self.shuffle:
+            groups = order.split(self.sort_groups * self.batch_size)
+        else:
+            groups = (order,)
+        batches: list[Tensor] = []
+        for group in groups:
+            # Stable, so equal lengths keep the random (or index) order.
+            by_length = torch.sort(self.lengths[group], stable=True)
+            sizes = self._batch_sizes(by_length.values)
+            batches.extend(group[by_length.indices].split(sizes))
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
         return batches
