@@ -38,7 +38,7 @@ def load_translator(args: argparse.Namespace, nbest: int = 1) -> Translator:
         fail(f"--beam must be at least 1, got {args.beam}")
     if args.batch_size < 1:
         fail(f"--batch-size must be at least 1, got {args.batch_size}")
-    if nbest < 1 or nbest > max(args.beam, nbest):
+    if nbest < 1:
         fail(f"--nbest must be at least 1, got {nbest}")
     try:
         config = DecodeConfig(
