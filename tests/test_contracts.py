@@ -52,6 +52,15 @@ DECODERS = {
         "hidden_dim": 6,
         "maxout_dim": 3,
     },
+    # Show-and-Tell as Vinyals et al. feed it: the image (here the summary) once, at the start.
+    "nic": {
+        "_target_": "seq2seq.decoders.context.ContextDecoder",
+        "_partial_": True,
+        "embed_dim": 6,
+        "hidden_dim": 6,
+        "maxout_dim": 3,
+        "context_at": "start",
+    },
 }
 COMBOS = list(itertools.product(ENCODERS, DECODERS, ["gru", "lstm"], ["bahdanau", "pytorch"]))
 SRC_V, TGT_V = 17, 13

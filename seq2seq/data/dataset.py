@@ -182,11 +182,21 @@ def collate(examples: Sequence[Example]) -> Batch:
     if examples[0].tgt is None:
         return Batch(src_padded, src_lengths, None, None, None, indices)
 
-    tgt = [e.tgt for e in examples]
-    lengths = torch.tensor([len(t) for t in tgt], dtype=torch.long)
-    padded = pad_sequence(tgt, batch_first=True, padding_value=PAD)  # (B, T - 1)
+    tgt_in, tgt_out, tgt_lengths = pad_targets([e.tgt for e in examples])
+    return Batch(src_padded, src_lengths, tgt_in, tgt_out, tgt_lengths, indices)
+
+
+def pad_targets(targets: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """Decoder input and output of ``B`` target id sequences (no BOS/EOS).
+
+    Returns:
+        ``tgt_in`` ``(B, T)``: BOS then the target; ``tgt_out`` ``(B, T)``: the target then
+        EOS; both padded with PAD; and their real lengths ``(B,)`` (target length + 1).
+    """
+    lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+    padded = pad_sequence(list(targets), batch_first=True, padding_value=PAD)  # (B, T - 1)
     tgt_in = pad(padded, (1, 0), value=BOS)  # (B, T)
     tgt_out = pad(padded, (0, 1), value=PAD)  # (B, T)
     # EOS goes right after each target, where the padding (or the extra column) starts.
-    tgt_out[torch.arange(len(tgt)), lengths] = EOS
-    return Batch(src_padded, src_lengths, tgt_in, tgt_out, lengths + 1, indices)
+    tgt_out[torch.arange(len(targets)), lengths] = EOS
+    return tgt_in, tgt_out, lengths + 1

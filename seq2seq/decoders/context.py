@@ -9,20 +9,25 @@ The encoder's fixed context ``c`` conditions every step:
   ``h'_t = z' ⊙ h'_{t-1} + (1 - z') ⊙ h~'``;
 - output: ``s' = O_h h'_t + O_y e(y_{t-1}) + O_c c``, maxout over pairs, softmax of ``G s``.
 
-With ``cell: lstm`` and the image vector as ``c`` it is the Show-and-Tell (NIC) decoder fed
-the image at every step.
+With ``cell: lstm`` and the image vector as ``c`` it is a Show-and-Tell (NIC) decoder fed
+the image at every step. ``context_at: start`` is Vinyals et al.'s own set-up (Sec. 3.1): the
+state starts at zero, the image is the input of one step before the first word,
+``x_{-1} = W_e' CNN(I)`` mapped into the word-embedding space, and later steps and the output
+``p_t = softmax(W h_t)`` never see it again ("feeding the image at each time step ... yielded
+inferior results, as the network can explicitly exploit noise in the image and overfits").
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from seq2seq.core import DecoderOutput, DecoderState, EncoderOutput, StepOutput
 from seq2seq.decoders.recurrent import RecurrentDecoder
 from seq2seq.modules.cells import ChoGRUCell, ContextLSTMCell
 
 CELLS = {"gru": ChoGRUCell, "lstm": ContextLSTMCell}
+CONTEXT_AT = ("every_step", "start")
 
 
 class ContextDecoder(RecurrentDecoder):
@@ -39,6 +44,9 @@ class ContextDecoder(RecurrentDecoder):
         cell: ``gru`` (the paper) or ``lstm``.
         dropout: dropout on embeddings and maxout units.
         pad_id: padding token id.
+        context_at: ``every_step`` (Cho et al.: ``c`` enters every step and the output, and
+            sets the initial state) or ``start`` (Vinyals et al.: ``c`` is the input of one
+            step before the first word, and nowhere else).
     """
 
     def __init__(
@@ -52,10 +60,14 @@ class ContextDecoder(RecurrentDecoder):
         cell: str = "gru",
         dropout: float = 0.0,
         pad_id: int = 0,
+        context_at: str = "every_step",
     ) -> None:
+        if context_at not in CONTEXT_AT:
+            raise ValueError(f"context_at must be one of {CONTEXT_AT}, got {context_at!r}")
+        at_start = context_at == "start"
         super().__init__(
             vocab_size=vocab_size,
-            context_dim=summary_dim,
+            context_dim=0 if at_start else summary_dim,
             summary_dim=summary_dim,
             cells=CELLS,
             cell=cell,
@@ -64,13 +76,26 @@ class ContextDecoder(RecurrentDecoder):
             maxout_dim=maxout_dim,
             dropout=dropout,
             pad_id=pad_id,
+            init_from_summary=not at_start,
         )
+        self.context_at = context_at
+        # W_e': the image into the word-embedding space, read once as the input x_{-1}.
+        self.image_proj = nn.Linear(summary_dim, embed_dim) if at_start else None
 
     def init_state(self, enc: EncoderOutput) -> DecoderState:
-        """``h'(0)`` and ``C c`` (``context_keys``, ``(B, G*H)``), computed once per batch."""
+        """``h'(0)`` and the context term ``C c`` of every step (``context_keys``,
+        ``(B, G*H)``), computed once per batch; with ``context_at: start`` the state after the
+        image step, and a zero context term."""
         state = self.initial_cell_state(enc.summary)
-        state["context_keys"] = self.context_proj(enc.summary)
-        return state
+        if self.image_proj is None:
+            state["context_keys"] = self.context_proj(enc.summary)
+            return state
+        image_input = self.input_proj(self.dropout(self.image_proj(enc.summary)))
+        state["context_keys"] = torch.zeros_like(image_input)
+        return self._advance(image_input, state)
+
+    def _output_context(self, summary: Tensor) -> Tensor | None:
+        return None if self.image_proj is not None else summary
 
     def _advance(self, x: Tensor, state: DecoderState) -> DecoderState:
         new_state = self.cell(x, state["context_keys"], self.cell_state(state))
@@ -80,7 +105,7 @@ class ContextDecoder(RecurrentDecoder):
     def step(self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput) -> StepOutput:
         embedded, x = self.embed(prev_tokens)
         new_state = self._advance(x, state)
-        logits = self.output(new_state["h"], embedded, enc.summary)  # reads h'_t
+        logits = self.output(new_state["h"], embedded, self._output_context(enc.summary))
         return StepOutput(logits, new_state, None)
 
     def forward(self, prev_tokens: Tensor, enc: EncoderOutput) -> DecoderOutput:
@@ -90,5 +115,7 @@ class ContextDecoder(RecurrentDecoder):
         for t in range(prev_tokens.size(1)):
             state = self._advance(x[:, t], state)
             states.append(state["h"])
-        context = enc.summary.unsqueeze(1).expand(-1, prev_tokens.size(1), -1)
+        context = self._output_context(enc.summary)
+        if context is not None:
+            context = context.unsqueeze(1).expand(-1, prev_tokens.size(1), -1)
         return DecoderOutput(self.output(torch.stack(states, 1), embedded, context), None)

@@ -19,7 +19,8 @@ class RecurrentDecoder(Decoder):
 
     Args:
         vocab_size: target vocabulary size.
-        context_dim: size of the context vector that enters the cell and the output.
+        context_dim: size of the context vector that enters the cell and the output; 0 for
+            none (the cell then gets a zero context term).
         summary_dim: size of the encoder summary the initial state is computed from.
         cells: the cell class for each ``cell`` name this decoder accepts.
         cell: which of ``cells`` to use (``gru`` or ``lstm``).
@@ -30,6 +31,8 @@ class RecurrentDecoder(Decoder):
             linear ``L_o(E y + L_h h + L_z z)`` of Xu et al.).
         dropout: dropout on embeddings and on the maxout units.
         pad_id: padding token id.
+        init_from_summary: ``h(0) = tanh(W_s summary)``; False starts from zeros (a
+            subclass then feeds the summary some other way).
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class RecurrentDecoder(Decoder):
         dropout: float,
         pad_id: int,
         maxout_pool: int = 2,
+        init_from_summary: bool = True,
     ) -> None:
         super().__init__()
         if cell not in cells:
@@ -57,8 +61,12 @@ class RecurrentDecoder(Decoder):
         self.cell = cells[cell](hidden_dim)
         gate_dim = self.cell.gates * hidden_dim
         self.input_proj = nn.Linear(embed_dim, gate_dim)  # W e(y), with the cell's biases
-        self.context_proj = nn.Linear(context_dim, gate_dim, bias=False)  # C c
-        self.init_proj = nn.Linear(summary_dim, self.cell.init_parts * hidden_dim)
+        self.context_proj = (
+            nn.Linear(context_dim, gate_dim, bias=False) if context_dim else None
+        )  # C c
+        self.init_proj = (
+            nn.Linear(summary_dim, self.cell.init_parts * hidden_dim) if init_from_summary else None
+        )
         self.output = MaxoutOutput(
             hidden_dim,
             embed_dim,
@@ -70,7 +78,11 @@ class RecurrentDecoder(Decoder):
         )
 
     def initial_cell_state(self, summary: Tensor) -> DecoderState:
-        """``h(0) = tanh(W_s summary)``: ``(B, S)`` to the cell's state."""
+        """``h(0) = tanh(W_s summary)`` (zeros without ``init_from_summary``): ``(B, S)`` to
+        the cell's state."""
+        if self.init_proj is None:
+            parts = self.cell.init_parts * self.hidden_dim
+            return self.cell.initial(summary.new_zeros(summary.size(0), parts))
         return self.cell.initial(self.init_proj(summary).tanh())
 
     def embed(self, tokens: Tensor) -> tuple[Tensor, Tensor]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from seq2seq.core import Decoder, EncoderOutput
 from seq2seq.model import EncoderDecoder
 from seq2seq.search.beam import beam_search
 from seq2seq.search.greedy import greedy_search
@@ -58,23 +59,47 @@ def decode(
     limits = max_lengths(
         src_lengths.to(src.device), config.max_len_ratio, config.max_len_offset, config.max_len_cap
     )
+    return decode_encoded(model.decoder, enc, limits, config, bos_id=bos_id, eos_id=eos_id)
+
+
+@torch.no_grad()
+def decode_encoded(
+    decoder: Decoder,
+    enc: EncoderOutput,
+    max_len: Tensor | int,
+    config: DecodeConfig,
+    *,
+    bos_id: int,
+    eos_id: int,
+) -> list[list[Hypothesis]]:
+    """Decode from an encoder output (images have no source length to scale ``max_len`` by).
+
+    Args:
+        decoder: any decoder.
+        enc: the encoder output of ``B`` inputs.
+        max_len: ``(B,)`` or one limit on the generated tokens.
+        config: search settings (``max_len_*`` are not used here).
+
+    Returns:
+        ``config.nbest`` hypotheses per input, best first.
+    """
     if config.beam_size == 1:
         hyps = greedy_search(
-            model.decoder,
+            decoder,
             enc,
             bos_id=bos_id,
             eos_id=eos_id,
-            max_len=limits,
+            max_len=max_len,
             return_attention=config.return_attention,
         )
         return [[h] for h in hyps]
     return beam_search(
-        model.decoder,
+        decoder,
         enc,
         beam_size=config.beam_size,
         bos_id=bos_id,
         eos_id=eos_id,
-        max_len=limits,
+        max_len=max_len,
         length_penalty=config.length_penalty,
         nbest=config.nbest,
         return_attention=config.return_attention,

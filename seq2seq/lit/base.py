@@ -1,0 +1,170 @@
+"""What the translation and captioning Lightning modules share: the loss, the optimiser and
+its parameter groups, the non-finite loss policy, and gathering decoded outputs across ranks.
+
+A subclass says how a batch is encoded (:meth:`Seq2SeqModule.encode`), how hypotheses become
+outputs, and how a split is scored; the model itself is the same encoder-decoder core.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+
+from seq2seq.core import EncoderOutput
+from seq2seq.data.tokenizer import PAD
+from seq2seq.model import EncoderDecoder
+from seq2seq.search.decode import DecodeConfig
+
+log = logging.getLogger(__name__)
+
+NONFINITE = ("stop", "skip")
+
+
+class Seq2SeqModule(pl.LightningModule):
+    """Teacher-forced training of an :class:`EncoderDecoder` with a token cross-entropy.
+
+    Args:
+        model: the encoder-decoder.
+        optimizer: partial optimiser factory, called with the parameters (or groups).
+        scheduler: optional partial ``ReduceLROnPlateau`` factory, called with the optimiser.
+        label_smoothing: label smoothing of the cross-entropy.
+        nonfinite: on a NaN/infinite loss, ``stop`` with an error naming the step, or ``skip``
+            the batch.
+        monitor: the metric the scheduler follows (``val/bleu``, ``val/cider``...).
+        val_decode: decoding for validation (greedy by default).
+        test_decode: decoding for the test set.
+    """
+
+    def __init__(
+        self,
+        model: EncoderDecoder,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        label_smoothing: float = 0.0,
+        nonfinite: str = "stop",
+        monitor: str = "val/bleu",
+        val_decode: DecodeConfig | None = None,
+        test_decode: DecodeConfig | None = None,
+    ) -> None:
+        super().__init__()
+        if nonfinite not in NONFINITE:
+            raise ValueError(f"loss.nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.label_smoothing = label_smoothing
+        self.nonfinite = nonfinite
+        self.monitor = monitor
+        self.val_decode = val_decode or DecodeConfig(beam_size=1)
+        self.test_decode = test_decode or DecodeConfig()
+        self._outputs: dict[int, Any] = {}
+
+    # --- what a task says -----------------------------------------------------------------
+    def encode(self, batch: Any) -> EncoderOutput:
+        """The encoder output of a batch's inputs."""
+        raise NotImplementedError
+
+    @staticmethod
+    def batch_size(batch: Any) -> int:
+        return int(batch.tgt_in.size(0))
+
+    def parameter_groups(self) -> Iterable[Any]:
+        """What the optimiser is built over: all parameters, or groups with their own LR."""
+        return self.parameters()
+
+    # --- training -------------------------------------------------------------------------
+    def loss(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """Summed token cross-entropy (plus the decoder's auxiliary loss) of the batch, and
+        its number of target tokens."""
+        enc = self.encode(batch)
+        out = self.model.decoder(batch.tgt_in, enc)
+        loss = F.cross_entropy(
+            out.logits.flatten(0, 1).float(),
+            batch.tgt_out.flatten(),
+            ignore_index=PAD,
+            reduction="sum",
+            label_smoothing=self.label_smoothing,
+        )
+        target_mask = batch.tgt_out != PAD
+        aux = self.model.decoder.auxiliary_loss(out.attention, target_mask, enc.mask)
+        if aux is not None:
+            loss = loss + aux
+        return loss, target_mask.sum()
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        total, tokens = self.loss(batch)
+        loss = total / tokens.clamp(min=1)
+        if not torch.isfinite(loss):
+            where = (
+                f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+            )
+            if self.nonfinite == "skip":
+                log.warning("loss is %s at %s: batch skipped", loss.item(), where)
+                return None  # Lightning then skips the backward pass and the optimiser step
+            raise FloatingPointError(
+                f"loss is {loss.item()} at {where}; stopping, checkpoints written so far are "
+                "kept. Lower optimizer.lr, or set loss.nonfinite=skip to skip such batches"
+            )
+        size = self.batch_size(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/tokens", tokens.float(), reduce_fx="sum", batch_size=size)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning sets the epoch of a DataLoader's sampler, not of its batch sampler; ours
+        # draws a new batch order per epoch, and its iterator only starts after this hook.
+        batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        if hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(self.current_epoch)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameter_groups())
+        if self.scheduler_factory is None:
+            return optimizer
+        mode = "min" if "loss" in self.monitor else "max"
+        scheduler = self.scheduler_factory(optimizer, mode=mode)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch"},
+        }
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        total, tokens = self.loss(batch)
+        size = self.batch_size(batch)
+        self.log("val/loss", total / tokens.clamp(min=1), batch_size=size, sync_dist=True)
+        self.decode_batch(batch, self.val_decode)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.decode_batch(batch, self.test_decode)
+
+    def decode_batch(self, batch: Any, config: DecodeConfig) -> None:
+        """Decode a batch into ``self._outputs`` (keyed by example index)."""
+        raise NotImplementedError
+
+    # --- outputs across ranks -------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._outputs = {}
+
+    def on_test_epoch_start(self) -> None:
+        self._outputs = {}
+
+    def gathered_outputs(self) -> list[Any]:
+        """This rank's outputs joined with every other rank's, in data set order.
+
+        Corpus metrics are not averages of per-rank scores, so every rank scores the whole
+        split.
+        """
+        outputs = self._outputs
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            shards: list[dict[int, Any] | None] = [None] * dist.get_world_size()
+            dist.all_gather_object(shards, outputs)
+            outputs = {k: v for shard in shards for k, v in (shard or {}).items()}
+        self._outputs = {}
+        return [outputs[i] for i in sorted(outputs)]
