@@ -1,8 +1,8 @@
 """What a checkpoint carries besides the weights, and loading it back safely.
 
-Lightning writes the checkpoint; :class:`~seq2seq.lit.translation.TranslationModule` adds,
-under :data:`CHECKPOINT_KEY`, the model config and the tokenizers' states (plain strings,
-numbers and bytes). Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never
+Lightning writes the checkpoint; the translation and captioning modules add, under
+:data:`CHECKPOINT_KEY`, the task, the model config, the tokenizers' states and task extras
+such as the image preprocessing (plain strings, numbers and bytes). Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never
 run code through unpickling, and the model is rebuilt only from classes of this package.
 """
 
@@ -29,15 +29,24 @@ class CheckpointError(ValueError):
 
 
 def checkpoint_payload(
-    model_cfg: Mapping[str, Any], src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, task: str
+    model_cfg: Mapping[str, Any],
+    src_tokenizer: Tokenizer | None,
+    tgt_tokenizer: Tokenizer,
+    task: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The entry stored beside Lightning's own: all a user needs to rebuild the model."""
+    """The entry stored beside Lightning's own: all a user needs to rebuild the model.
+
+    ``src_tokenizer`` is None for images; ``extra`` holds what a task needs besides (plain
+    data only).
+    """
     return {
         "format_version": FORMAT_VERSION,
         "task": task,
         "model": dict(model_cfg),
-        "src_tokenizer": src_tokenizer.to_state(),
+        "src_tokenizer": None if src_tokenizer is None else src_tokenizer.to_state(),
         "tgt_tokenizer": tgt_tokenizer.to_state(),
+        "extra": dict(extra or {}),
     }
 
 
@@ -46,10 +55,11 @@ class LoadedModel:
     """A model rebuilt from a checkpoint, in eval mode, with its tokenizers."""
 
     model: EncoderDecoder
-    src_tokenizer: Tokenizer
+    src_tokenizer: Tokenizer | None
     tgt_tokenizer: Tokenizer
     task: str
     model_cfg: dict[str, Any]
+    extra: dict[str, Any]
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -82,9 +92,17 @@ def load_checkpoint(path: str | Path, task: str = "translation") -> LoadedModel:
         raise CheckpointError(
             f"checkpoint {path} is a {payload.get('task')!r} model; expected a {task!r} model"
         )
-    src_tok = Tokenizer.from_state(payload["src_tokenizer"])
+    src_state = payload.get("src_tokenizer")
+    src_tok = None if src_state is None else Tokenizer.from_state(src_state)
     tgt_tok = Tokenizer.from_state(payload["tgt_tokenizer"])
-    model = build_model(payload["model"], src_tok.vocab_size, tgt_tok.vocab_size, pad_id=PAD)
+    model_cfg = dict(payload["model"])
+    encoder_cfg = model_cfg.get("encoder")
+    if isinstance(encoder_cfg, Mapping) and encoder_cfg.get("weights") is not None:
+        # The state dict holds every backbone weight: building the CNN with its pretrained
+        # weights would only re-read (or try to download) what is then overwritten.
+        model_cfg["encoder"] = {**encoder_cfg, "weights": None}
+    src_vocab = 0 if src_tok is None else src_tok.vocab_size
+    model = build_model(model_cfg, src_vocab, tgt_tok.vocab_size, pad_id=PAD)
     prefix = "model."
     weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     try:
@@ -94,4 +112,4 @@ def load_checkpoint(path: str | Path, task: str = "translation") -> LoadedModel:
             f"checkpoint {path}: weights do not fit its model config: {err}"
         ) from err
     model.eval()
-    return LoadedModel(model, src_tok, tgt_tok, task, payload["model"])
+    return LoadedModel(model, src_tok, tgt_tok, task, payload["model"], payload.get("extra", {}))

@@ -47,6 +47,8 @@ class ContextDecoder(RecurrentDecoder):
         context_at: ``every_step`` (Cho et al.: ``c`` enters every step and the output, and
             sets the initial state) or ``start`` (Vinyals et al.: ``c`` is the input of one
             step before the first word, and nowhere else).
+        maxout_pool: pieces per maxout unit; 1 gives a linear output layer (NIC's
+            ``softmax(W h_t)`` behind one hidden layer).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class ContextDecoder(RecurrentDecoder):
         dropout: float = 0.0,
         pad_id: int = 0,
         context_at: str = "every_step",
+        maxout_pool: int = 2,
     ) -> None:
         if context_at not in CONTEXT_AT:
             raise ValueError(f"context_at must be one of {CONTEXT_AT}, got {context_at!r}")
@@ -77,6 +80,7 @@ class ContextDecoder(RecurrentDecoder):
             dropout=dropout,
             pad_id=pad_id,
             init_from_summary=not at_start,
+            maxout_pool=maxout_pool,
         )
         self.context_at = context_at
         # W_e': the image into the word-embedding space, read once as the input x_{-1}.

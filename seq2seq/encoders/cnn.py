@@ -54,7 +54,11 @@ import torchvision
 from torch import Tensor, fx, nn
 from torchvision import transforms
 from torchvision.models import WeightsEnum, get_model, get_model_weights, list_models
-from torchvision.models.feature_extraction import NodePathTracer, create_feature_extractor
+from torchvision.models.feature_extraction import (
+    NodePathTracer,
+    create_feature_extractor,
+    get_graph_node_names,
+)
 
 from seq2seq.core import Encoder, EncoderOutput
 
@@ -243,6 +247,20 @@ def _feature_node(model: nn.Module, backbone: str) -> str:
     raise ValueError(f"{backbone} has no global pooling over a convolutional feature map")
 
 
+def _check_node(model: nn.Module, backbone: str, name: str) -> str:
+    """``name`` if it is a node of ``model``'s traced graph, else a ValueError that lists the
+    top-level candidates."""
+    _, nodes = get_graph_node_names(model, tracer_kwargs=_tracer_kwargs())
+    # A module name stands for the last node inside it, as create_feature_extractor reads it.
+    if name in nodes or any(n.startswith(name + ".") for n in nodes):
+        return name
+    tops = sorted({n.split(".")[0] for n in nodes})
+    raise ValueError(
+        f"model.encoder.feature_layer={name!r} is not a node of {backbone}; nodes include "
+        f"{', '.join(tops[:40])}"
+    )
+
+
 def _blocks(module: nn.Module) -> list[nn.Module]:
     """Top-level blocks of a (cut) backbone, in order, for ``trainable_blocks``.
 
@@ -265,6 +283,9 @@ class CNNEncoder(Encoder):
             ``mobilenet_v2``, ``googlenet``, ``inception_v3``, ...).
         weights: None (random), a weights enum name of that model (``"IMAGENET1K_V1"``,
             ``"DEFAULT"``) or the path of a local ``.pth`` state dict of the full model.
+        feature_layer: the traced node whose output is the grid (``"layer3"`` of a ResNet
+            gives a grid twice as fine as the last map, at a quarter less compute); None
+            takes the last feature map before the global pooling.
         project_dim: size of a linear projection of annotations and summary; None keeps the
             backbone's ``C`` channels.
         freeze: keep the backbone fixed (no gradient, always in eval mode).
@@ -286,6 +307,7 @@ class CNNEncoder(Encoder):
         self,
         backbone: str = "resnet50",
         weights: str | os.PathLike[str] | None = None,
+        feature_layer: str | None = None,
         project_dim: int | None = None,
         freeze: bool = True,
         trainable_blocks: int = 0,
@@ -298,7 +320,11 @@ class CNNEncoder(Encoder):
         del vocab_size, pad_id  # images have no vocabulary
         self.backbone_name = backbone
         model = _build_backbone(backbone, weights, transform_input)
-        self.feature_node = _feature_node(model, backbone)
+        self.feature_node = (
+            _feature_node(model, backbone)
+            if feature_layer is None
+            else _check_node(model, backbone, feature_layer)
+        )
         self.backbone = create_feature_extractor(
             model.eval(), return_nodes={self.feature_node: "features"}
         )
