@@ -2,8 +2,9 @@
 
 Lightning writes the checkpoint; the translation and captioning modules add, under
 :data:`CHECKPOINT_KEY`, the task, the model config, the tokenizers' states and task extras
-such as the image preprocessing (plain strings, numbers and bytes). Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never
-run code through unpickling, and the model is rebuilt only from classes of this package.
+such as the image preprocessing (plain strings, numbers and bytes). Loading uses
+``torch.load(weights_only=True)``, so a checkpoint can never run code through unpickling,
+and the model is rebuilt only from classes of this package.
 """
 
 from __future__ import annotations
