@@ -1,6 +1,7 @@
 """seq2seq: sequence-to-sequence learning for translation and captioning.
 
-The Python API in one line: ``Translator.from_checkpoint(path).translate([...])``.
+The Python API in one line: ``Translator.from_checkpoint(path).translate([...])``, or for
+images ``Captioner.from_checkpoint(path).caption(["photo.jpg"])``.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Translator", "load_checkpoint", "__version__"]
+__all__ = ["Captioner", "Translator", "load_checkpoint", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,6 +18,10 @@ def __getattr__(name: str) -> Any:
         from seq2seq.api import Translator
 
         return Translator
+    if name == "Captioner":
+        from seq2seq.captioner import Captioner
+
+        return Captioner
     if name == "load_checkpoint":
         from seq2seq.checkpoint import load_checkpoint
 

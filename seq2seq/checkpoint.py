@@ -10,6 +10,7 @@ and the model is rebuilt only from classes of this package.
 from __future__ import annotations
 
 import pickle
+import struct
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,13 +72,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # torch's message is mostly advice to load with weights_only=False, the one thing not
+        # to do with an untrusted file: keep only what the unpickler found.
+        text = str(err)
+        marker = "WeightsUnpickler error:"
+        reason = text.split(marker, 1)[1].strip().splitlines()[0] if marker in text else "?"
         raise CheckpointError(
             f"checkpoint {path} holds objects that are not plain data and was refused "
-            f"(loaded with weights_only=True, nothing was executed): {err}"
+            f"(loaded with weights_only=True, nothing was executed): {reason}"
         ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+    except (
+        RuntimeError, EOFError, zipfile.BadZipFile, OSError, IndexError, KeyError, ValueError,
+        struct.error,
+    ) as err:  # fmt: skip
+        # A file that is not a checkpoint at all (text, random bytes) fails anywhere in the
+        # unpickler, with errors that say nothing about the file.
         raise CheckpointError(
-            f"checkpoint {path} cannot be read: truncated or not a PyTorch checkpoint ({err})"
+            f"checkpoint {path} cannot be read: truncated or not a PyTorch checkpoint "
+            f"({type(err).__name__}: {err})"
         ) from err
 
 

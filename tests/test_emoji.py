@@ -384,7 +384,7 @@ def test_real_dataset_is_idempotent_and_rebuilt_on_change(real_dir: Path):
 def test_main_prints_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["--out", str(tmp_path), "--limit", "3", "--image-size", "48"]) == 0
     out = capsys.readouterr().out
-    assert str(tmp_path / JSON_NAME) in out
+    assert f"{tmp_path / JSON_NAME} (built)" in out
     assert "skipped (no ink): 0" in out
     per_split = {
         line.split(":")[0]: int(line.split()[1])
@@ -392,3 +392,5 @@ def test_main_prints_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
         if line.split(":")[0] in SPLITS
     }
     assert set(per_split) == set(SPLITS) and sum(per_split.values()) == 3
+    main(["--out", str(tmp_path), "--limit", "3", "--image-size", "48"])
+    assert "(already up to date)" in capsys.readouterr().out

@@ -58,7 +58,10 @@ class CaptionDataModule(pl.LightningDataModule):
         max_len: training captions are cut to this many tokens (and counted).
         image_size: side of the square the CNN sees.
         resize: ``crop`` (ImageNet centre crop) or ``stretch`` (the whole image).
-        batch_size: training (image, caption) pairs per batch.
+        batch_size: training examples per batch: images (with ``captions_per_image``) or
+            (image, caption) pairs.
+        captions_per_image: each training image brings this many of its captions to a
+            batch, so the CNN runs once for all of them (null: (image, caption) pairs).
         eval_batch_size: images per validation/test batch.
         on_missing: a listed image that does not exist: ``error`` (naming it) or ``skip``
             (dropped and counted).
@@ -83,6 +86,7 @@ class CaptionDataModule(pl.LightningDataModule):
         image_size: int = 224,
         resize: str = "crop",
         batch_size: int = 64,
+        captions_per_image: int | None = 5,
         eval_batch_size: int = 64,
         on_missing: str = "error",
         cache_features: bool = True,
@@ -109,6 +113,7 @@ class CaptionDataModule(pl.LightningDataModule):
         self.transform = caption_transform(image_size, resize)
         self.image_size, self.resize = image_size, resize
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.captions_per_image = captions_per_image
         self.on_missing = on_missing
         self.cache_features = cache_features
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
@@ -236,7 +241,7 @@ class CaptionDataModule(pl.LightningDataModule):
             dataset = CaptionDataset(
                 source,
                 tokenizer,
-                per_caption=split == "train",
+                captions_per_image=self.captions_per_image if split == "train" else 0,
                 max_len=self.max_len if split == "train" else None,
             )
             if dataset.truncated:

@@ -1,13 +1,17 @@
 """Image-caption examples and their batches.
 
-Training iterates over (image, caption) pairs, so an image with five references is seen five
-times an epoch; evaluation iterates over images, each decoded once and scored against all of
-its references. An example's image is either preprocessed pixels or the CNN's cached feature
+Training iterates either over (image, caption) pairs, so an image with five references is
+seen five times an epoch, or over images that each bring up to ``captions_per_image`` of their
+references (the ``seq_per_img`` of Karpathy's neuraltalk2): the CNN then runs once per image
+and its output is repeated for each caption, which divides the CNN's share of an epoch by the
+number of references. Evaluation iterates over images, each decoded once and scored against
+all of its references. An example's image is either preprocessed pixels or the CNN's cached feature
 map (see :mod:`seq2seq.data.feature_cache`), and the batch says which.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -89,17 +93,17 @@ class ImageSource:
 
 
 class CaptionExample(NamedTuple):
-    """One image with one caption.
+    """One image with one or more captions.
 
     Attributes:
         index: the image's position in its split (evaluation outputs are keyed by it).
         image: ``(3, S, S)`` pixels or ``(C, H, W)`` features.
-        caption: ``(T,)`` int64 caption ids, no BOS/EOS.
+        captions: ``(T_k,)`` int64 caption ids each, no BOS/EOS.
     """
 
     index: int
     image: Tensor
-    caption: Tensor
+    captions: list[Tensor]
 
 
 class CaptionBatch(NamedTuple):
@@ -109,8 +113,11 @@ class CaptionBatch(NamedTuple):
         images: ``(B, 3, S, S)`` pixels or ``(B, C, H, W)`` cached features.
         tgt_in: ``(B, T)`` BOS then the caption, padded with PAD.
         tgt_out: ``(B, T)`` the caption then EOS, padded with PAD.
-        indices: ``(B,)`` image index of each row.
+        indices: ``(B,)`` image index of each image row.
         features: whether ``images`` holds backbone features rather than pixels.
+        image_rows: ``(B',)`` the image row of each caption row when images bring several
+            captions (``tgt_in`` is then ``(B', T)``); None when row ``i`` of the captions
+            belongs to image ``i``.
     """
 
     images: Tensor
@@ -118,6 +125,7 @@ class CaptionBatch(NamedTuple):
     tgt_out: Tensor
     indices: Tensor
     features: bool
+    image_rows: Tensor | None = None
 
 
 class CaptionDataset(Dataset[CaptionExample]):
@@ -126,8 +134,10 @@ class CaptionDataset(Dataset[CaptionExample]):
     Args:
         source: the split's images.
         tokenizer: caption tokenizer.
-        per_caption: one example per (image, caption) pair (training); otherwise one per
-            image, with its first reference as the target (for the validation loss).
+        captions_per_image: None: one example per (image, caption) pair; ``k``: one example
+            per image with ``k`` of its captions, drawn at random when it has more (all of
+            them when fewer); 0: one example per image with its first caption only (for the
+            validation loss).
         max_len: captions are cut to this many tokens (None: no limit); cut ones are counted
             in ``truncated``.
     """
@@ -137,37 +147,66 @@ class CaptionDataset(Dataset[CaptionExample]):
         source: ImageSource,
         tokenizer: Tokenizer,
         *,
-        per_caption: bool = True,
+        captions_per_image: int | None = None,
         max_len: int | None = None,
     ) -> None:
+        if captions_per_image is not None and captions_per_image < 0:
+            raise ValueError(f"captions_per_image must be >= 0, got {captions_per_image}")
         self.source = source
-        self.pairs: list[tuple[int, Tensor]] = []
+        self.captions_per_image = captions_per_image
         self.truncated = 0
-        for index, record in enumerate(source.records):
-            captions = record.captions if per_caption else record.captions[:1]
-            for caption in captions:
-                ids = tokenizer.encode(caption)
-                if max_len is not None and len(ids) > max_len:
-                    ids = ids[:max_len]
-                    self.truncated += 1
-                self.pairs.append((index, torch.tensor(ids, dtype=torch.long)))
+        self.captions: list[list[Tensor]] = []  # per image
+        for record in source.records:
+            kept = record.captions if captions_per_image != 0 else record.captions[:1]
+            self.captions.append([self._encode(tokenizer, c, max_len) for c in kept])
+        if captions_per_image is None:
+            self.items = [(i, k) for i, caps in enumerate(self.captions) for k in range(len(caps))]
+        else:
+            self.items = [(i, -1) for i in range(len(self.captions))]
+
+    def _encode(self, tokenizer: Tokenizer, caption: str, max_len: int | None) -> Tensor:
+        ids = tokenizer.encode(caption)
+        if max_len is not None and len(ids) > max_len:
+            ids = ids[:max_len]
+            self.truncated += 1
+        return torch.tensor(ids, dtype=torch.long)
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.items)
 
     def __getitem__(self, i: int) -> CaptionExample:
-        index, caption = self.pairs[i]
-        return CaptionExample(index, self.source[index], caption)
+        index, k = self.items[i]
+        captions = self.captions[index]
+        if k >= 0:
+            chosen = [captions[k]]
+        elif self.captions_per_image and len(captions) > self.captions_per_image:
+            # Python's RNG: seeded per worker by Lightning's seed_everything(workers=True).
+            chosen = random.sample(captions, self.captions_per_image)
+        else:
+            chosen = captions
+        return CaptionExample(index, self.source[index], chosen)
 
     @property
     def lengths(self) -> Tensor:
-        """``(num,)`` caption lengths, for length-bucketed batches."""
-        return torch.tensor([len(c) for _, c in self.pairs], dtype=torch.long)
+        """``(num,)`` caption length of each example (the longest, for an image with
+        several), for length-bucketed batches."""
+        return torch.tensor(
+            [
+                len(self.captions[i][k]) if k >= 0 else max(len(c) for c in self.captions[i])
+                for i, k in self.items
+            ],
+            dtype=torch.long,
+        )
 
 
 def collate_captions(examples: Sequence[CaptionExample], features: bool) -> CaptionBatch:
     """Stack examples into a :class:`CaptionBatch`."""
     images = torch.stack([e.image for e in examples])
-    tgt_in, tgt_out, _ = pad_targets([e.caption for e in examples])
+    captions = [c for e in examples for c in e.captions]
+    tgt_in, tgt_out, _ = pad_targets(captions)
     indices = torch.tensor([e.index for e in examples], dtype=torch.long)
-    return CaptionBatch(images, tgt_in, tgt_out, indices, features)
+    rows = None
+    if len(captions) != len(examples):
+        counts = torch.tensor([len(e.captions) for e in examples])
+        rows = torch.repeat_interleave(torch.arange(len(examples)), counts)
+    return CaptionBatch(images, tgt_in, tgt_out, indices, features, rows)

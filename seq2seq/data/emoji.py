@@ -512,14 +512,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--emoji-test", type=Path, default=EMOJI_TEST_PATH)
     parser.add_argument("--cldr-dir", type=Path, action="append", help="repeatable")
     a = parser.parse_args(argv)
+    stamp_path = a.out / STAMP_NAME
+    before = stamp_path.stat().st_mtime_ns if stamp_path.is_file() else None
     json_path = write_emoji_dataset(
         a.out, image_size=a.image_size, font=a.font, emoji_test=a.emoji_test,
         cldr_dirs=a.cldr_dir or CLDR_DIRS, limit=a.limit, seed=a.seed,
     )  # fmt: skip
-    stamp = json.loads((a.out / STAMP_NAME).read_text(encoding="utf-8"))
+    stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
     counts = stamp["counts"]
+    # The stamp is only rewritten by a build, so an unchanged one means nothing was redone.
+    built = "already up to date" if stamp_path.stat().st_mtime_ns == before else "built"
     images = json.loads(json_path.read_text(encoding="utf-8"))["images"]
-    print(json_path)
+    print(f"{json_path} ({built})")
     for split in SPLITS:
         mine = [im for im in images if im["split"] == split]
         refs = Counter(len(im["sentences"]) for im in mine)
@@ -529,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print(
         f"skipped (no ink): {counts['skipped']}, drawn as several glyphs: "
-        f"{counts['several_glyphs']}, built in {counts['seconds']} s"
+        f"{counts['several_glyphs']}, build time {counts['seconds']} s"
     )
     for name in stamp["skipped"][:10]:
         print(f"  skipped: {name}")

@@ -94,10 +94,10 @@ def _finish(image: Image.Image, path: Path) -> Image.Image:
         # A broken EXIF block should not cost us an otherwise readable picture; the worst
         # case is an image that stays sideways, as it would in most viewers.
         upright = image
-    return _to_rgb(upright)
+    return to_rgb(upright)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to a new RGB image (never the input object itself)."""
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         image = _to_8bit(image)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
+from hydra.utils import get_class
 
 from seq2seq.attention_score import AttentionCorrectness, attention_correctness
 from seq2seq.caption_metrics import CaptionScores, caption_scores
@@ -79,12 +80,14 @@ class CaptioningModule(Seq2SeqModule):
         original_sizes: Callable[[str], list[tuple[int, int]]] | None = None,
     ) -> None:
         model_cfg = dict(model_cfg)
-        model = build_model(model_cfg, 0, tokenizer.vocab_size, pad_id=PAD)
-        if not isinstance(model.encoder, CNNEncoder):
+        target = str(dict(model_cfg.get("encoder") or {}).get("_target_", ""))
+        if not target.startswith("seq2seq.") or not issubclass(get_class(target), CNNEncoder):
+            # Checked before building: a text encoder would fail on a vocabulary of size 0.
             raise ValueError(
-                "captioning needs model.encoder to be seq2seq.encoders.cnn.CNNEncoder, got "
-                f"{type(model.encoder).__name__}"
+                "captioning needs model.encoder to be seq2seq.encoders.cnn.CNNEncoder "
+                f"(model/encoder=cnn), got {target or 'none'}"
             )
+        model = build_model(model_cfg, 0, tokenizer.vocab_size, pad_id=PAD)
         super().__init__(
             model,
             optimizer=optimizer,
@@ -121,9 +124,13 @@ class CaptioningModule(Seq2SeqModule):
         return self.model.encoder  # type: ignore[return-value]
 
     def encode(self, batch: CaptionBatch) -> EncoderOutput:
+        """The encoder output of each caption row: the CNN runs once per image, and its
+        output is repeated for images that bring several captions."""
         if batch.features:
-            return self.encoder.encode_features(batch.images)
-        return self.encoder(batch.images)
+            enc = self.encoder.encode_features(batch.images)
+        else:
+            enc = self.encoder(batch.images)
+        return enc if batch.image_rows is None else enc.index_select(batch.image_rows)
 
     # --- optimisation ---------------------------------------------------------------------
     def parameter_groups(self) -> Iterable[Any]:
