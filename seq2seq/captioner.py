@@ -20,7 +20,7 @@ from torchvision import transforms
 
 from seq2seq.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from seq2seq.data.caption_dataset import RESIZE_MODES, caption_transform
-from seq2seq.data.images import to_rgb, load_image
+from seq2seq.data.images import load_image, to_rgb
 from seq2seq.data.tokenizer import BOS, EOS
 from seq2seq.search.decode import DecodeConfig, decode_encoded
 from seq2seq.search.hypothesis import Hypothesis

@@ -18,7 +18,7 @@ def compose_config(base: Path, *overrides: str, debug: bool = True) -> DictConfi
         cfg = compose("train", overrides=[*(["debug=fast"] if debug else []), *overrides])
     with open_dict(cfg):
         cfg.run_dir = str(base / "run")
-        if not Path(str(cfg.data.dir)).is_absolute():
+        if cfg.data.get("dir") is not None and not Path(str(cfg.data.dir)).is_absolute():
             cfg.data.dir = str(base / str(cfg.data.dir))
         cfg.trainer.enable_model_summary = False
     return cfg

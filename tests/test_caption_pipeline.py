@@ -74,7 +74,7 @@ def _records(tmp_path: Path, n: int = 3) -> list[ImageRecord]:
     for i in range(n):
         path = tmp_path / f"img{i}.png"
         Image.new("RGB", (40, 30), (40 * i, 100, 200)).save(path)
-        captions = tuple(f"a shape number {i} {'big ' * k}" .strip() for k in range(i + 1))
+        captions = tuple(f"a shape number {i} {'big ' * k}".strip() for k in range(i + 1))
         records.append(ImageRecord(f"img{i}", path, "train", captions))
     return records
 
@@ -138,6 +138,9 @@ def test_datamodule_reads_scenes_and_caches_features(datamodule: CaptionDataModu
     assert all(len(refs) == 3 for refs in datamodule.references("dev"))
     assert all(objs for objs in datamodule.objects("test"))
     assert datamodule.original_sizes("test") == [(48, 48)] * 4
+    first_refs = [refs[0] for refs in datamodule.references("test")]
+    assert datamodule.judge_captions("test", first_refs) == [True] * 4
+    assert datamodule.judge_captions("test", ["a large star and a circle"] * 4) == [False] * 4
     torch.manual_seed(0)
     module = CaptioningModule(MODEL, datamodule.tokenizer, torch.optim.Adam)
     datamodule.set_feature_extractor(module.encoder)

@@ -23,7 +23,11 @@ def test_there_are_experiments() -> None:
 def test_experiment_composes_and_builds(experiment: str, tmp_path: Path) -> None:
     cfg = compose_config(tmp_path, f"experiment={experiment}", debug=False)
     OmegaConf.resolve(cfg)
-    model = build_model(OmegaConf.to_container(cfg.model), 50, 60)
+    model_cfg = OmegaConf.to_container(cfg.model)
+    if cfg.task == "captioning":
+        # The real backbone, with random weights: nothing may be downloaded here.
+        model_cfg["encoder"]["weights"] = None
+    model = build_model(model_cfg, 50, 60)
     assert model.decoder.vocab_size == 60
 
 
@@ -67,3 +71,29 @@ def test_wmt14_experiments_have_the_papers_settings(experiment: str, tmp_path: P
     assert (cfg.data.batch_size, cfg.data.sort_groups, cfg.data.max_len) == (80, 20, 50)
     assert cfg.data.tokenizer.vocab_size - 4 == 30000
     assert cfg.model.init == "bahdanau"
+
+
+def test_captioning_experiments_have_the_papers_settings(tmp_path: Path) -> None:
+    """Xu et al. 2015 (Sec. 4.2-4.3, 5.1) and Vinyals et al. 2015 (Sec. 3.1)."""
+    sat = compose_config(tmp_path, "experiment=coco_sat", debug=False)
+    assert (sat.task, sat.monitor) == ("captioning", "val/cider")
+    assert (sat.model.encoder.backbone, sat.model.encoder.weights) == ("vgg19", "IMAGENET1K_V1")
+    assert (sat.data.image_size, sat.data.resize) == (224, "stretch")
+    decoder = sat.model.decoder
+    assert (decoder.cell, decoder.gate, decoder.output_from) == ("lstm", True, "current")
+    assert decoder.doubly_stochastic == 1.0 and decoder.maxout_pool == 1
+    flickr = compose_config(tmp_path, "experiment=flickr8k_sat", debug=False)
+    assert flickr.optimizer._target_ == "torch.optim.RMSprop"
+    assert flickr.model.encoder.backbone == "vgg19"
+    nic = compose_config(tmp_path, "experiment=coco_nic", debug=False)
+    assert nic.model.decoder._target_.endswith("ContextDecoder")
+    assert (nic.model.decoder.cell, nic.model.decoder.context_at) == ("lstm", "start")
+    assert nic.model.encoder.freeze and nic.caption.finetune.blocks > 0
+
+
+def test_debug_shrinks_captioning_data_whatever_the_data_set(tmp_path: Path) -> None:
+    cfg = compose_config(tmp_path, "experiment=coco_sat")
+    assert cfg.data.scenes.n_train < 100 and cfg.data.annotations is None
+    assert cfg.model.encoder.weights is None and cfg.model.encoder.backbone == "resnet18"
+    translation = compose_config(tmp_path, "experiment=synthetic_cho")
+    assert translation.data.synthetic.n_train == 300

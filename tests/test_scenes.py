@@ -23,6 +23,7 @@ from seq2seq.data.scenes import (
     describe_scene,
     generate_scene,
     main,
+    true_captions,
     write_scenes,
 )
 
@@ -186,6 +187,23 @@ def test_hand_picked_scenes_give_the_expected_words() -> None:
     assert (("green", "cross"), "next to", ("blue", "square")) in stated
     assert (("green", "cross"), "next to", ("yellow", "triangle")) not in stated  # 2 cells apart
     assert any(c.startswith("three ") for c in caps)
+
+
+def test_true_captions_hold_every_sampled_caption_and_nothing_false() -> None:
+    rng = random.Random(11)
+    for _ in range(100):
+        _, record = generate_scene(rng)
+        truths = true_captions(record["objects"], ScenesConfig().image_size)
+        assert {s["raw"] for s in record["sentences"]} <= truths
+        assert all(set(c.split()) <= VOCAB for c in truths)
+    circle = {"shape": "circle", "colour": "red", "size": "small", "box": [41, 9, 55, 23]}
+    square = {"shape": "square", "colour": "blue", "size": "large", "box": [35, 35, 61, 61]}
+    truths = true_captions([circle, square], 96)
+    assert "a small red circle above a large blue square" in truths
+    assert "a small red circle below a large blue square" not in truths  # false relation
+    assert "a small blue circle above a large blue square" not in truths  # wrong colour
+    assert "three objects : a red circle and a blue square" not in truths  # wrong count
+    assert "a picture of a large blue square and a small red circle" in truths  # any order
 
 
 # --- files ----------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ def _build_module(cfg: DictConfig, datamodule: Any) -> Seq2SeqModule:
         meteor=caption.get("meteor"),
         objects=datamodule.objects,
         original_sizes=datamodule.original_sizes,
+        judge=datamodule.judge_captions,
         **common,
     )
     # The cache is only valid while the backbone never changes.
@@ -123,6 +124,8 @@ def _test_results(module: Seq2SeqModule) -> dict[str, Any]:
     attention = module.test_attention
     if attention is not None:
         result["attention"] = attention
+    if module.test_accuracy is not None:
+        result["caption_accuracy"] = module.test_accuracy
     return result
 
 
@@ -137,6 +140,10 @@ def _print_summary(result: dict[str, Any]) -> None:
         meteor = result.get("test_meteor")
         extra = f"   METEOR {meteor:.2f}" if meteor is not None else "   (METEOR skipped)"
         lines.append(f"test CIDEr-D {result['test_cider']:.2f}{extra}")
+    if "caption_accuracy" in result:
+        lines.append(
+            f"captions true of their image: {result['caption_accuracy']:.1f}% of test images"
+        )
     if "attention" in result:
         att = result["attention"]
         lines.append(

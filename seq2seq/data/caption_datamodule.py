@@ -27,7 +27,7 @@ from seq2seq.data.caption_dataset import (
 from seq2seq.data.captions import ImageRecord, check_images, read_annotations
 from seq2seq.data.feature_cache import cache_key, compute_features, encoder_settings, load_features
 from seq2seq.data.sampler import BucketBatchSampler
-from seq2seq.data.scenes import JSON_NAME, ScenesConfig, write_scenes
+from seq2seq.data.scenes import JSON_NAME, ScenesConfig, true_captions, write_scenes
 from seq2seq.data.tokenizer import SentencePieceTokenizer, Tokenizer, WordTokenizer
 from seq2seq.encoders.cnn import CNNEncoder
 
@@ -189,6 +189,17 @@ class CaptionDataModule(pl.LightningDataModule):
             with Image.open(record.path) as image:
                 sizes.append(image.size)
         return sizes
+
+    def judge_captions(self, split: str, captions: list[str]) -> list[bool] | None:
+        """Whether each caption is a true description of its image, for the synthetic scenes
+        (one of the captions their grammar can say of it); None for other data."""
+        if self.scenes is None:
+            return None
+        sizes = self.original_sizes(split)
+        return [
+            caption in true_captions(record.objects, size[0])
+            for caption, record, size in zip(captions, self.records[split], sizes, strict=True)
+        ]
 
     # --- features -------------------------------------------------------------------------
     def set_feature_extractor(self, encoder: CNNEncoder) -> None:

@@ -24,6 +24,7 @@ format of ``dataset_coco.json``) with an extra ``"objects"`` key per image.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import random
@@ -228,6 +229,37 @@ def _caption(
         return rng.choice(("{}", "a picture of {}")).format(listing)
     noun = rng.choice(("object", "shape") if n == 1 else ("objects", "shapes"))
     return f"{_COUNTS[n - 1]} {noun} : {listing}"
+
+
+def true_captions(objects: Sequence[dict[str, Any]], image_size: int) -> set[str]:
+    """Every caption the grammar can say of a scene: all templates, details, orders and
+    relations that :func:`describe_scene` draws from.
+
+    A generated caption in this set is a true, well-formed description of the image, which
+    lets a test score say how many images a captioner gets right, not only how close it comes
+    to five sampled references.
+    """
+    n = len(objects)
+    cells = [_cell(o, image_size) for o in objects]
+    out: set[str] = set()
+    for obj, detail in itertools.product(objects, _DETAILS):
+        out.update(f.format(_np(obj, detail)) for f in ("{}", "there is {}", "a picture of {}"))
+    for i, detail in itertools.product(range(n), _DETAILS):
+        out.update(f"{p}{_np(objects[i], detail)} {_where(*cells[i])}" for p in ("", "there is "))
+    for (i, rel, j), detail in itertools.product(_relations(cells), ("full", "colour")):
+        a, b = _np(objects[i], detail), _np(objects[j], detail)
+        out.update((f"{a} {rel} {b}", f"there is {a} {rel} {b}", f"a picture of {a} {rel} {b}"))
+        out.add(f"{_np(objects[i], detail, 'the')} is {rel} {_np(objects[j], detail, 'the')}")
+        if n == 2:
+            out.update(f"two {noun} : {a} {rel} {b}" for noun in ("objects", "shapes"))
+    nouns = ("object", "shape") if n == 1 else ("objects", "shapes")
+    for order, detail in itertools.product(itertools.permutations(objects), _DETAILS):
+        phrases = [_np(o, detail) for o in order]
+        listing = phrases[0] if n == 1 else " , ".join(phrases[:-1]) + " and " + phrases[-1]
+        if n > 1:
+            out.update((listing, f"a picture of {listing}"))
+        out.update(f"{_COUNTS[n - 1]} {noun} : {listing}" for noun in nouns)
+    return out
 
 
 def describe_scene(

@@ -56,6 +56,8 @@ class CaptioningModule(Seq2SeqModule):
         objects: callable giving each image's object boxes of a split (for attention
             correctness), or None.
         original_sizes: callable giving each image's ``(width, height)`` of a split.
+        judge: callable ``(split, captions)`` saying whether each caption is true of its
+            image (the synthetic scenes can tell), or giving None.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class CaptioningModule(Seq2SeqModule):
         references: Callable[[str], list[list[str]]] | None = None,
         objects: Callable[[str], list[list[dict[str, Any]]]] | None = None,
         original_sizes: Callable[[str], list[tuple[int, int]]] | None = None,
+        judge: Callable[[str, list[str]], list[bool] | None] | None = None,
     ) -> None:
         model_cfg = dict(model_cfg)
         target = str(dict(model_cfg.get("encoder") or {}).get("_target_", ""))
@@ -114,6 +117,9 @@ class CaptioningModule(Seq2SeqModule):
         self.references = references
         self.objects = objects
         self.original_sizes = original_sizes
+        self.judge = judge
+        #: Share of test images whose caption is true of the image (percent), where known.
+        self.test_accuracy: float | None = None
         self._grid: tuple[int, int] | None = None
         #: Scores of the last test run, for the caller to print.
         self.test_scores: CaptionScores | None = None
@@ -208,6 +214,10 @@ class CaptioningModule(Seq2SeqModule):
         self.test_scores = scores
         for name, value in scores.as_dict().items():
             self.log(f"test/{name}", value)
+        verdicts = self.judge("test", [c for c, _ in outputs]) if self.judge else None
+        if verdicts:
+            self.test_accuracy = 100.0 * sum(verdicts) / len(verdicts)
+            self.log("test/caption_accuracy", self.test_accuracy)
         attentions = [attention for _, attention in outputs]
         if self._wants_attention("test") and self._grid and all(a is not None for a in attentions):
             assert self.objects is not None and self.original_sizes is not None
