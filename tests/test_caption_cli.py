@@ -214,7 +214,7 @@ def test_cli_unusable_checkpoint_exits_2_with_one_line(
         torch.save(raw, ckpt)
     expected = {
         "missing": "no such file",
-        "garbage": "cannot be read as a seq2seq checkpoint",
+        "garbage": "truncated or not a PyTorch checkpoint",
         "random": "was refused",
         "truncated": "truncated or not a PyTorch checkpoint",
         "translation": "is a 'translation' model; expected a 'captioning' model",
