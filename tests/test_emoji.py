@@ -252,24 +252,32 @@ def test_references(inputs: tuple[Path, list[Path]]):
     assert references(e, None) == [("ice", ["ice"])]
 
 
-def test_split_is_stable_and_keeps_skin_tones_together():
+def test_split_is_stable_and_can_keep_skin_tones_together():
     assert split_key("thumbs up: medium skin tone") == "thumbs up"
     assert split_key("handshake: light skin tone, dark skin tone") == "handshake"
     assert split_key("person: light skin tone, blond hair") == "person: blond hair"
     assert split_key("flag: France") == "flag: France"
     # Pinned: a change here would silently move emoji between the splits of old experiments.
     assert {n: assign_split(n) for n in PINNED} == PINNED
+    assert {n: assign_split(n, group_skin_tones=True) for n in PINNED} == PINNED
+    assert {n: assign_split(n) for n in PINNED_VARIANTS} == PINNED_VARIANTS
     tones = ("light", "medium-light", "medium", "medium-dark", "dark")
+    spread = set()
     for base in ("thumbs up", "man lifting weights", "woman: red hair", "kiss: woman, man"):
-        splits = {assign_split(base)}
+        grouped = {assign_split(base, group_skin_tones=True)}
         for tone in tones:
             head, sep, rest = base.partition(": ")
             name = f"{head}: {tone} skin tone" + (f", {rest}" if sep else "")
-            splits.add(assign_split(name))
-        assert len(splits) == 1, base
+            grouped.add(assign_split(name, group_skin_tones=True))
+            spread.add(assign_split(name))
+        assert len(grouped) == 1, base
+    # By default each variant is drawn on its own, so they spread over the splits.
+    assert len(spread) > 1
 
 
 PINNED = {"grinning face": "train", "thumbs up": "test", "flag: Japan": "val"}
+#: Skin-tone variants: grouped, they follow "thumbs up"; alone, each has its own split.
+PINNED_VARIANTS = {"thumbs up: light skin tone": "train", "thumbs up: dark skin tone": "train"}
 
 
 def test_split_ratios_seed_and_validation():

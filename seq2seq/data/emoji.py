@@ -35,12 +35,17 @@ the same words in another order: single keywords ("face", "grin") and fragments 
 reward captions that leave part of the picture out. So most emoji have one reference and a
 few have two or three; the count varies per image.
 
-Splits are drawn from a SHA-256 hash of the name with its skin tones removed ("thumbs up:
-medium skin tone" -> "thumbs up", "person: light skin tone, blond hair" -> "person: blond
-hair", "handshake: light skin tone, dark skin tone" -> "handshake"), so every skin-tone variant
-of an emoji lands in the same split as the emoji itself: test images are never recoloured
-copies of training images. Only skin tones are merged (not the text before every ":"), since
-"flag: France" and "flag: Japan" are different pictures.
+Splits are drawn from a SHA-256 hash of the name, so they are stable across runs and
+machines. By default every emoji is drawn on its own, so a skin-tone variant may be tested
+while its siblings were trained on: the captioner must then get the base ("thumbs up") and the
+tone ("medium skin tone") right from what it learnt of each elsewhere, which is the
+compositional part of naming an emoji. With ``group_skin_tones`` the hash is of the name
+with its skin tones removed ("thumbs up: medium skin tone" -> "thumbs up", "person: light
+skin tone, blond hair" -> "person: blond hair"), so every variant lands in the split of its
+emoji and test emoji are wholly unseen: a test of naming new pictures from their parts
+("flag" but not "france"), on which captioners score near zero. Only skin tones are merged
+(not the text before every ":"), since "flag: France" and "flag: Japan" are different
+pictures.
 
 An emoji that draws no ink is skipped and counted; one that the font cannot shape into a
 single glyph (a ZWJ sequence it lacks, or any sequence when Pillow has no Raqm layout) is
@@ -294,20 +299,27 @@ def split_key(name: str) -> str:
     return _split_tones(name)[0]
 
 
-def assign_split(name: str, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> str:
+def assign_split(
+    name: str,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    group_skin_tones: bool = False,
+) -> str:
     """Train, val or test for an emoji name, stable across runs, machines and Python versions.
 
     Args:
-        name: the emoji-test name; skin-tone variants share the split of their base emoji.
+        name: the emoji-test name.
         ratios: shares of train, val and test (non-negative, summing to 1).
         seed: salt of the hash; another seed draws another split.
+        group_skin_tones: skin-tone variants share the split of their base emoji.
 
     Returns:
         One of :data:`SPLITS`.
     """
     _check_ratios(ratios)
     # hashlib, not hash(): Python salts str hashes per process.
-    digest = hashlib.sha256(f"emoji:{seed}:{split_key(name)}".encode()).digest()
+    key = split_key(name) if group_skin_tones else name
+    digest = hashlib.sha256(f"emoji:{seed}:{key}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     edge = 0.0
     for split, ratio in zip(SPLITS, ratios, strict=True):
@@ -397,6 +409,7 @@ def write_emoji_dataset(
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     max_references: int = MAX_REFERENCES,
+    group_skin_tones: bool = False,
 ) -> Path:
     """Write ``out_dir/images/{index:05d}.png`` and ``out_dir/dataset_emoji.json``.
 
@@ -419,6 +432,7 @@ def write_emoji_dataset(
         ratios: shares of train, val and test.
         seed: salt of the split hash.
         max_references: most reference captions per image.
+        group_skin_tones: keep the skin-tone variants of an emoji in one split.
 
     Returns:
         Path of the JSON file.
@@ -442,6 +456,7 @@ def write_emoji_dataset(
     config = {
         "format_version": FORMAT_VERSION, "image_size": image_size, "limit": limit,
         "ratios": list(ratios), "seed": seed, "max_references": max_references,
+        "group_skin_tones": group_skin_tones,
         "pillow": PIL.__version__, "raqm": bool(features.check("raqm")),
         "inputs": {str(p.resolve()): [p.stat().st_size, p.stat().st_mtime_ns] for p in inputs},
     }  # fmt: skip
@@ -482,7 +497,7 @@ def write_emoji_dataset(
         ]
         images.append({
             "filename": name, "filepath": "images",
-            "split": assign_split(entry.name, ratios, seed), "imgid": imgid,
+            "split": assign_split(entry.name, ratios, seed, group_skin_tones), "imgid": imgid,
             "sentids": list(range(first, n_sentences)), "sentences": sentences,
             "emoji": entry.sequence, "group": entry.group, "subgroup": entry.subgroup,
         })  # fmt: skip
@@ -508,6 +523,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--limit", type=int, default=None, help="only the first N emoji")
     parser.add_argument("--seed", type=int, default=0, help="salt of the split hash")
+    parser.add_argument(
+        "--group-skin-tones",
+        action="store_true",
+        help="keep every skin-tone variant of an emoji in one split (test emoji unseen)",
+    )
     parser.add_argument("--font", type=Path, default=FONT_PATH)
     parser.add_argument("--emoji-test", type=Path, default=EMOJI_TEST_PATH)
     parser.add_argument("--cldr-dir", type=Path, action="append", help="repeatable")
@@ -517,6 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path = write_emoji_dataset(
         a.out, image_size=a.image_size, font=a.font, emoji_test=a.emoji_test,
         cldr_dirs=a.cldr_dir or CLDR_DIRS, limit=a.limit, seed=a.seed,
+        group_skin_tones=a.group_skin_tones,
     )  # fmt: skip
     stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
     counts = stamp["counts"]
