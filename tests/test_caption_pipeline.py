@@ -210,3 +210,20 @@ def test_attention_decoder_can_start_from_zeros() -> None:
     assert decoder.init_proj is None
     assert not state["h"].any() and not state["memory"].any()
     assert decoder(torch.tensor([[BOS, 5], [BOS, 6]]), enc).logits.shape == (2, 2, 9)
+
+
+@pytest.mark.parametrize("scheme", ["bahdanau", "pytorch"])
+def test_forget_bias_survives_initialisation(scheme: str) -> None:
+    from seq2seq.model import build_model
+
+    decoder = {**MODEL["decoder"], "_target_": "seq2seq.decoders.context.ContextDecoder",
+               "forget_bias": 1.0}  # fmt: skip
+    for key in ("attention_dim", "gate", "output_from", "doubly_stochastic"):
+        decoder.pop(key)
+    torch.manual_seed(0)
+    plain = build_model({**MODEL, "decoder": {**decoder, "forget_bias": 0.0}, "init": scheme},
+                        0, 9)  # fmt: skip
+    torch.manual_seed(0)
+    biased = build_model({**MODEL, "decoder": decoder, "init": scheme}, 0, 9)
+    diff = biased.decoder.input_proj.bias - plain.decoder.input_proj.bias  # i, f, o, g blocks
+    torch.testing.assert_close(diff, torch.tensor([0.0] * 8 + [1.0] * 8 + [0.0] * 16))

@@ -49,6 +49,7 @@ class ContextDecoder(RecurrentDecoder):
             step before the first word, and nowhere else).
         maxout_pool: pieces per maxout unit; 1 gives a linear output layer (NIC's
             ``softmax(W h_t)`` behind one hidden layer).
+        forget_bias: added to an LSTM's forget-gate bias after initialisation.
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class ContextDecoder(RecurrentDecoder):
         pad_id: int = 0,
         context_at: str = "every_step",
         maxout_pool: int = 2,
+        forget_bias: float = 0.0,
     ) -> None:
         if context_at not in CONTEXT_AT:
             raise ValueError(f"context_at must be one of {CONTEXT_AT}, got {context_at!r}")
@@ -81,6 +83,7 @@ class ContextDecoder(RecurrentDecoder):
             pad_id=pad_id,
             init_from_summary=not at_start,
             maxout_pool=maxout_pool,
+            forget_bias=forget_bias,
         )
         self.context_at = context_at
         # W_e': the image into the word-embedding space, read once as the input x_{-1}.

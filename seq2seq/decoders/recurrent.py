@@ -7,10 +7,11 @@ after it, so only what depends on the previous state runs step by step.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from seq2seq.core import Decoder, DecoderState
-from seq2seq.modules.cells import ContextCell
+from seq2seq.modules.cells import ContextCell, ContextLSTMCell
 from seq2seq.modules.maxout import MaxoutOutput
 
 
@@ -33,6 +34,9 @@ class RecurrentDecoder(Decoder):
         pad_id: padding token id.
         init_from_summary: ``h(0) = tanh(W_s summary)``; False starts from zeros (a
             subclass then feeds the summary some other way).
+        forget_bias: added to the LSTM forget gate's bias after initialisation (1 is the
+            usual choice of TensorFlow's LSTM cells, Jozefowicz et al. 2015: the memory
+            starts out kept rather than halved at every step); ignored by GRUs.
     """
 
     def __init__(
@@ -50,8 +54,10 @@ class RecurrentDecoder(Decoder):
         pad_id: int,
         maxout_pool: int = 2,
         init_from_summary: bool = True,
+        forget_bias: float = 0.0,
     ) -> None:
         super().__init__()
+        self.forget_bias = forget_bias
         if cell not in cells:
             raise ValueError(f"cell must be one of {sorted(cells)}, got {cell!r}")
         self.vocab_size = vocab_size
@@ -76,6 +82,13 @@ class RecurrentDecoder(Decoder):
             pool=maxout_pool,
             dropout=dropout,
         )
+
+    @torch.no_grad()
+    def after_init_(self) -> None:
+        """Add ``forget_bias`` to the forget gate's bias (the LSTM's second block)."""
+        if self.forget_bias and isinstance(self.cell, ContextLSTMCell):
+            hidden = self.hidden_dim
+            self.input_proj.bias[hidden : 2 * hidden] += self.forget_bias
 
     def initial_cell_state(self, summary: Tensor) -> DecoderState:
         """``h(0) = tanh(W_s summary)`` (zeros without ``init_from_summary``): ``(B, S)`` to

@@ -53,7 +53,14 @@ INITIALISERS = {"bahdanau": init_bahdanau_, "pytorch": lambda model: model}
 
 
 def initialise(model: nn.Module, scheme: str) -> nn.Module:
-    """Apply the named initialisation scheme (``bahdanau`` or ``pytorch``'s defaults)."""
+    """Apply the named initialisation scheme (``bahdanau`` or ``pytorch``'s defaults), then
+    each module's own ``after_init_`` (settings a config asked for, such as a forget-gate
+    bias, that the scheme must not wipe out)."""
     if scheme not in INITIALISERS:
         raise ValueError(f"model.init must be one of {sorted(INITIALISERS)}, got {scheme!r}")
-    return INITIALISERS[scheme](model)
+    model = INITIALISERS[scheme](model)
+    for module in model.modules():
+        hook = getattr(module, "after_init_", None)
+        if callable(hook):
+            hook()
+    return model
