@@ -19,9 +19,9 @@ from torch import Tensor
 from torchvision import transforms
 
 from seq2seq.checkpoint import CheckpointError, LoadedModel, load_checkpoint
-from seq2seq.data.caption_dataset import RESIZE_MODES, caption_transform
 from seq2seq.data.images import load_image, to_rgb
 from seq2seq.data.tokenizer import BOS, EOS
+from seq2seq.encoders.cnn import RESIZE_MODES, input_transform
 from seq2seq.search.decode import DecodeConfig, decode_encoded
 from seq2seq.search.hypothesis import Hypothesis
 
@@ -107,7 +107,7 @@ class Captioner:
         self.model = loaded.model.to(self.device).eval()
         self.tokenizer = loaded.tgt_tokenizer
         # The exact transform of training, so captions match what validation saw.
-        self._transform = caption_transform(self.image_size, self.resize)
+        self._transform = input_transform(self.image_size, self.resize)
         # Its geometric part alone gives the picture the CNN sees, for drawing attention on.
         steps = getattr(self._transform, "transforms", [])
         self._geometry = transforms.Compose(

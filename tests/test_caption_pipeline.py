@@ -14,6 +14,7 @@ from seq2seq.data.caption_datamodule import CaptionDataModule
 from seq2seq.data.caption_dataset import CaptionDataset, ImageSource, collate_captions
 from seq2seq.data.captions import ImageRecord
 from seq2seq.data.feature_cache import cache_key, compute_features, load_features
+from seq2seq.data.images import load_image
 from seq2seq.data.tokenizer import BOS, EOS, PAD, WordTokenizer
 from seq2seq.decoders.context import ContextDecoder
 from seq2seq.encoders.cnn import CNNEncoder
@@ -99,17 +100,15 @@ def test_image_grouped_batches_repeat_the_encoder_output(tmp_path: Path) -> None
 
 
 def test_feature_cache_matches_the_backbone(tmp_path: Path) -> None:
-    from seq2seq.data.caption_dataset import caption_transform
+    from seq2seq.encoders.cnn import input_transform
 
     torch.manual_seed(0)
     encoder = CNNEncoder("resnet18", freeze=True)
     records = _records(tmp_path)
-    transform = caption_transform(32, "stretch")
+    transform = input_transform(32, "stretch")
     path = compute_features(encoder, records, transform, tmp_path / "c" / "x.npy", batch_size=2)
     cached = load_features(path, 3)
     assert cached.dtype == np.float16 and cached.shape == (3, 512, 1, 1)
-    from seq2seq.data.images import load_image
-
     direct = encoder.extract(torch.stack([transform(load_image(r.path)) for r in records]))
     torch.testing.assert_close(torch.from_numpy(cached.astype(np.float32)), direct,
                                atol=1e-2, rtol=1e-2)  # fmt: skip
@@ -151,9 +150,9 @@ def test_datamodule_reads_scenes_and_caches_features(datamodule: CaptionDataModu
     cache_dir = datamodule.annotations.parent / ".feature_cache"
     assert len(list(cache_dir.glob("*.npy"))) == 3
     # The same batch from pixels gives the same loss: the cache only skips work.
-    pixels = datamodule.datasets["train"].source
-    images = torch.stack([pixels.transform(__import__("PIL.Image").Image.open(
-        pixels.records[i].path).convert("RGB")) for i in cached.indices.tolist()])  # fmt: skip
+    source = datamodule.datasets["train"].source
+    records = [source.records[i] for i in cached.indices.tolist()]
+    images = torch.stack([source.transform(load_image(r.path)) for r in records])
     module.eval()
     with torch.no_grad():
         from_cache, tokens = module.loss(cached)

@@ -18,18 +18,13 @@ import pytorch_lightning as pl
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from seq2seq.data.caption_dataset import (
-    CaptionDataset,
-    ImageSource,
-    caption_transform,
-    collate_captions,
-)
+from seq2seq.data.caption_dataset import CaptionDataset, ImageSource, collate_captions
 from seq2seq.data.captions import ImageRecord, check_images, read_annotations
 from seq2seq.data.feature_cache import cache_key, compute_features, encoder_settings, load_features
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.scenes import JSON_NAME, ScenesConfig, true_captions, write_scenes
 from seq2seq.data.tokenizer import SentencePieceTokenizer, Tokenizer, WordTokenizer
-from seq2seq.encoders.cnn import CNNEncoder
+from seq2seq.encoders.cnn import CNNEncoder, input_transform
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +105,7 @@ class CaptionDataModule(pl.LightningDataModule):
         self.restval = restval
         self.tokenizer_cfg = {"kind": "word", "min_freq": 1, **(tokenizer or {})}
         self.max_len = max_len
-        self.transform = caption_transform(image_size, resize)
+        self.transform = input_transform(image_size, resize)
         self.image_size, self.resize = image_size, resize
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.captions_per_image = captions_per_image
@@ -124,6 +119,8 @@ class CaptionDataModule(pl.LightningDataModule):
         self.datasets: dict[str, CaptionDataset] = {}
         self.tokenizer: Tokenizer | None = None
         self._extractor: CNNEncoder | None = None
+        self._feature_settings: dict[str, Any] = {}
+        self._cache_paths: dict[str, Path] = {}
 
     # --- reading --------------------------------------------------------------------------
     def prepare(self) -> Tokenizer:
@@ -207,17 +204,21 @@ class CaptionDataModule(pl.LightningDataModule):
         if not encoder.grad_free:
             raise ValueError("feature caching needs a frozen backbone (trainable_blocks=0)")
         self._extractor = encoder
-
-    def _cache_path(self, split: str) -> Path:
-        assert self._extractor is not None
-        settings = {
-            **encoder_settings(self._extractor),
+        # Hashed once here: the key hashes every backbone weight, and every image file is
+        # stat'ed per split, which prepare_data and setup would otherwise both redo.
+        self._feature_settings = {
+            **encoder_settings(encoder),
             "image_size": self.image_size,
             "resize": self.resize,
         }
-        key = cache_key(self.records[split], settings)
-        folder = self.cache_dir or self.annotations.parent / ".feature_cache"
-        return folder / f"{split}-{key}.npy"
+        self._cache_paths.clear()
+
+    def _cache_path(self, split: str) -> Path:
+        if split not in self._cache_paths:
+            key = cache_key(self.records[split], self._feature_settings)
+            folder = self.cache_dir or self.annotations.parent / ".feature_cache"
+            self._cache_paths[split] = folder / f"{split}-{key}.npy"
+        return self._cache_paths[split]
 
     def _features(self, split: str) -> np.ndarray | None:
         if self._extractor is None or not self.cache_features:

@@ -19,41 +19,11 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision import transforms
 
 from seq2seq.data.captions import ImageRecord
 from seq2seq.data.dataset import pad_targets
 from seq2seq.data.images import load_image
 from seq2seq.data.tokenizer import Tokenizer
-from seq2seq.encoders.cnn import IMAGENET_MEAN, IMAGENET_STD
-
-RESIZE_MODES = ("crop", "stretch")
-
-
-def caption_transform(image_size: int, resize: str = "crop") -> Callable[..., Tensor]:
-    """Preprocessing of a PIL RGB image to a normalised ``(3, S, S)`` float tensor.
-
-    Args:
-        image_size: side ``S`` the CNN sees.
-        resize: ``crop`` resizes the short side to ``S·256/224`` and takes the centre square
-            (the ImageNet evaluation crop); ``stretch`` resizes the whole image to ``S × S``
-            (as Xu et al. did), so every pixel of the image is seen and grid cells map
-            directly to image regions (needed for attention correctness).
-    """
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"data.resize must be one of {RESIZE_MODES}, got {resize!r}")
-    if image_size < 16:
-        raise ValueError(f"data.image_size must be at least 16, got {image_size}")
-    if resize == "crop":
-        geometry = [
-            transforms.Resize(round(image_size * 256 / 224)),
-            transforms.CenterCrop(image_size),
-        ]
-    else:
-        geometry = [transforms.Resize((image_size, image_size))]
-    return transforms.Compose(
-        [*geometry, transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    )
 
 
 class ImageSource:
@@ -61,7 +31,7 @@ class ImageSource:
 
     Args:
         records: the images, in data set order.
-        transform: PIL image to tensor (see :func:`caption_transform`).
+        transform: PIL image to tensor (see :func:`~seq2seq.encoders.cnn.input_transform`).
         features: ``(num, C, H, W)`` array of cached backbone features (a memory map), used
             instead of the images when given.
     """

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -462,6 +462,35 @@ class CNNEncoder(Encoder):
         return self.encode_features(self.extract(images))
 
 
+RESIZE_MODES = ("crop", "stretch")
+
+
+def input_transform(image_size: int, resize: str = "crop") -> Callable[..., Tensor]:
+    """Preprocessing of a PIL RGB image to a normalised ``(3, S, S)`` float tensor.
+
+    Args:
+        image_size: side ``S`` the CNN sees.
+        resize: ``crop`` resizes the short side to ``S·256/224`` and takes the centre square
+            (the ImageNet evaluation crop); ``stretch`` resizes the whole image to ``S × S``
+            (as Xu et al. did), so every pixel of the image is seen and grid cells map
+            directly to image regions (needed for attention correctness).
+    """
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"data.resize must be one of {RESIZE_MODES}, got {resize!r}")
+    if image_size < 16:
+        raise ValueError(f"data.image_size must be at least 16, got {image_size}")
+    if resize == "crop":
+        geometry = [
+            transforms.Resize(round(image_size * 256 / 224)),
+            transforms.CenterCrop(image_size),
+        ]
+    else:
+        geometry = [transforms.Resize((image_size, image_size))]
+    return transforms.Compose(
+        [*geometry, transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    )
+
+
 def image_transform(
     backbone: str, weights: str | os.PathLike[str] | None = None, size: int | None = None
 ) -> nn.Module | transforms.Compose:
@@ -486,11 +515,4 @@ def image_transform(
         ratio = keywords.get("resize_size", 256) / keywords.get("crop_size", 224)
         return preset(crop_size=size, resize_size=round(size * ratio))
     size = size if size is not None else (299 if backbone == "inception_v3" else 224)
-    return transforms.Compose(
-        [
-            transforms.Resize(round(size * 256 / 224)),  # torchvision's 256 -> 224 ratio
-            transforms.CenterCrop(size),
-            transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
+    return input_transform(size, "crop")
