@@ -91,7 +91,7 @@ class DecoderOutput(NamedTuple):
     """Teacher-forced decoding of a whole target.
 
     Attributes:
-        logits: ``(B, T, V)``.
+        logits: ``(B, T, V)``, or ``(n, V)`` at the positions of a ``target_mask``.
         attention: ``(B, T, N)`` or None.
     """
 
@@ -113,9 +113,13 @@ class Decoder(nn.Module, ABC):
         """Consume ``prev_tokens`` ``(B,)`` and score the next token."""
 
     @abstractmethod
-    def forward(self, prev_tokens: Tensor, enc: EncoderOutput) -> DecoderOutput:
+    def forward(
+        self, prev_tokens: Tensor, enc: EncoderOutput, target_mask: Tensor | None = None
+    ) -> DecoderOutput:
         """Teacher-forced pass: ``prev_tokens`` ``(B, T)`` is BOS followed by the target
-        without its last token; returns logits ``(B, T, V)`` for the target."""
+        without its last token; returns logits ``(B, T, V)`` for the target, or, given
+        ``target_mask`` ``(B, T)``, logits ``(n, V)`` for its ``n`` True positions in row-major
+        order (the loss then skips the output layer at padding)."""
 
     def reorder_state(self, state: DecoderState, order: Tensor) -> DecoderState:
         """Select hypotheses ``order`` ``(B',)`` from every tensor of the state."""

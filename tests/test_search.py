@@ -146,7 +146,9 @@ class ScriptedDecoder(Decoder):
         new_state = {"step": state["step"] + 1, "example": state["example"], "prefix": prefix}
         return StepOutput(logits, new_state, attention)
 
-    def forward(self, prev_tokens: Tensor, enc: EncoderOutput) -> DecoderOutput:
+    def forward(
+        self, prev_tokens: Tensor, enc: EncoderOutput, target_mask: Tensor | None = None
+    ) -> DecoderOutput:
         raise NotImplementedError
 
 

@@ -31,6 +31,7 @@ from seq2seq.core import DecoderOutput, DecoderState, EncoderOutput, StepOutput
 from seq2seq.decoders.recurrent import RecurrentDecoder
 from seq2seq.modules.attention import AdditiveAttention
 from seq2seq.modules.cells import BahdanauGRUCell, ContextLSTMCell
+from seq2seq.modules.fused_attention_gru import attention_gru_loop
 
 CELLS = {"gru": BahdanauGRUCell, "lstm": ContextLSTMCell}
 
@@ -57,6 +58,10 @@ class BahdanauDecoder(RecurrentDecoder):
         init_from_summary: ``s_0`` from the encoder summary (the papers: ``bwd_1`` for text,
             the mean annotation for images); False starts from zeros, so that everything
             the decoder learns of the input comes through its attention.
+        fused: run the teacher-forced loop of the GRU decoder without the gate as one
+            autograd function with a hand-written backward
+            (:mod:`seq2seq.modules.fused_attention_gru`, same results, faster); the LSTM,
+            the gate and autocast use the plain loop.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class BahdanauDecoder(RecurrentDecoder):
         maxout_pool: int = 2,
         doubly_stochastic: float = 0.0,
         init_from_summary: bool = True,
+        fused: bool = True,
     ) -> None:
         if output_from not in ("previous", "current"):
             raise ValueError(f"output_from must be 'previous' or 'current', got {output_from!r}")
@@ -97,6 +103,7 @@ class BahdanauDecoder(RecurrentDecoder):
         self.gate = nn.Linear(hidden_dim, 1) if gate else None  # f_β
         self.output_from_previous = output_from == "previous"
         self.doubly_stochastic = doubly_stochastic
+        self.fused = fused
 
     def init_state(self, enc: EncoderOutput) -> DecoderState:
         """``s_0`` and ``U_a h_j`` (``keys``, ``(B, N, A)``), computed once per batch."""
@@ -120,8 +127,21 @@ class BahdanauDecoder(RecurrentDecoder):
         out_h = prev_h if self.output_from_previous else new_state["h"]
         return StepOutput(self.output(out_h, embedded, context), new_state, weights)
 
-    def forward(self, prev_tokens: Tensor, enc: EncoderOutput) -> DecoderOutput:
+    def can_fuse(self, device_type: str) -> bool:
+        """Whether :meth:`forward` takes the fused loop (see ``fused``)."""
+        return (
+            self.fused
+            and isinstance(self.cell, BahdanauGRUCell)
+            and self.gate is None
+            and not torch.is_autocast_enabled(device_type)
+        )
+
+    def forward(
+        self, prev_tokens: Tensor, enc: EncoderOutput, target_mask: Tensor | None = None
+    ) -> DecoderOutput:
         embedded, x = self.embed(prev_tokens)
+        if self.can_fuse(x.device.type):
+            return self._forward_fused(embedded, x, enc, target_mask)
         state = self.init_state(enc)
         keys = state.pop("keys")
         # C c_i = C Σ_j α_ij h_j = Σ_j α_ij (C h_j): projecting the annotations once per batch
@@ -144,8 +164,28 @@ class BahdanauDecoder(RecurrentDecoder):
         contexts = torch.bmm(alphas, enc.annotations)
         if betas:
             contexts = contexts * torch.stack(betas, 1)
-        logits = self.output(torch.stack(out_states, 1), embedded, contexts)
+        logits = self.project(torch.stack(out_states, 1), embedded, contexts, target_mask)
         return DecoderOutput(logits, alphas)
+
+    def _forward_fused(
+        self, embedded: Tensor, x: Tensor, enc: EncoderOutput, target_mask: Tensor | None
+    ) -> DecoderOutput:
+        """The plain loop of :meth:`forward` as one autograd function."""
+        s0 = self.initial_cell_state(enc.summary)["h"]
+        states, alphas = attention_gru_loop(
+            x,
+            s0,
+            self.attention.project_keys(enc.annotations),
+            self.context_proj(enc.annotations),
+            enc.mask,
+            self.attention.query.weight,
+            self.cell.recurrent_gates.weight,
+            self.cell.recurrent.weight,
+            self.attention.v.weight.reshape(-1),
+        )
+        out_states = states[:, :-1] if self.output_from_previous else states[:, 1:]
+        contexts = torch.bmm(alphas, enc.annotations)
+        return DecoderOutput(self.project(out_states, embedded, contexts, target_mask), alphas)
 
     def auxiliary_loss(
         self, attention: Tensor | None, target_mask: Tensor, source_mask: Tensor

@@ -115,7 +115,9 @@ class ContextDecoder(RecurrentDecoder):
         logits = self.output(new_state["h"], embedded, self._output_context(enc.summary))
         return StepOutput(logits, new_state, None)
 
-    def forward(self, prev_tokens: Tensor, enc: EncoderOutput) -> DecoderOutput:
+    def forward(
+        self, prev_tokens: Tensor, enc: EncoderOutput, target_mask: Tensor | None = None
+    ) -> DecoderOutput:
         embedded, x = self.embed(prev_tokens)
         state = self.init_state(enc)
         states = []
@@ -125,4 +127,5 @@ class ContextDecoder(RecurrentDecoder):
         context = self._output_context(enc.summary)
         if context is not None:
             context = context.unsqueeze(1).expand(-1, prev_tokens.size(1), -1)
-        return DecoderOutput(self.output(torch.stack(states, 1), embedded, context), None)
+        logits = self.project(torch.stack(states, 1), embedded, context, target_mask)
+        return DecoderOutput(logits, None)

@@ -104,6 +104,20 @@ class RecurrentDecoder(Decoder):
         embedded = self.dropout(self.embedding(tokens))
         return embedded, self.input_proj(embedded)
 
+    def project(
+        self,
+        states: Tensor,
+        embedded: Tensor,
+        contexts: Tensor | None,
+        target_mask: Tensor | None,
+    ) -> Tensor:
+        """The deep output of all steps: ``(B, T, ·)`` inputs to logits ``(B, T, V)``, or to
+        ``(n, V)`` for the True positions of ``target_mask`` ``(B, T)`` only."""
+        if target_mask is not None:
+            states, embedded = states[target_mask], embedded[target_mask]
+            contexts = None if contexts is None else contexts[target_mask]
+        return self.output(states, embedded, contexts)
+
     @staticmethod
     def cell_state(state: DecoderState) -> DecoderState:
         """The cell's part of a decoder state (the rest is per-batch memory)."""

@@ -7,9 +7,11 @@
 - :class:`GRUEncoder` (Cho et al. 2014, Sec. 2.2): one GRU reads the source and its last
   state ``h_N`` is compressed into the fixed context ``c = tanh(V h_N)``.
 
-Both run cuDNN/MKL GRUs over packed sequences, so padding never enters a recurrence: the
-annotations at padded positions are exactly zero and the summaries come from the last real
-word of each sentence.
+Padding never enters a recurrence: the annotations at padded positions are exactly zero and
+the summaries come from the last real word of each sentence. On GPUs the GRUs run as cuDNN
+kernels over packed sequences; on the CPU (``fused``) as
+:func:`~seq2seq.modules.fused_gru.fused_gru`, both directions in one loop with a hand-written
+backward: the same results from the same parameters in much less time.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.core import Encoder, EncoderOutput, lengths_to_mask
+from seq2seq.modules.fused_gru import fused_gru
 
 
 class _RecurrentEncoder(Encoder):
@@ -33,8 +36,10 @@ class _RecurrentEncoder(Encoder):
         dropout: float,
         pad_id: int,
         bidirectional: bool,
+        fused: bool = True,
     ) -> None:
         super().__init__()
+        self.fused = fused
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
         self.rnn = nn.GRU(
@@ -56,12 +61,16 @@ class _RecurrentEncoder(Encoder):
         if src_lengths is None:
             src_lengths = torch.full((src.size(0),), src.size(1), device=src.device)
         embedded = self.dropout(self.embedding(src))
+        mask = lengths_to_mask(src_lengths.to(src.device), src.size(1))
+        if self.fused and src.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+            outputs, final = fused_gru(self.rnn, embedded, src_lengths)
+            return outputs, final, mask
         packed = pack_padded_sequence(
             embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False
         )
         outputs, final = self.rnn(packed)
         outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
-        return outputs, final, lengths_to_mask(src_lengths.to(src.device), src.size(1))
+        return outputs, final, mask
 
 
 class BiGRUEncoder(_RecurrentEncoder):
@@ -74,6 +83,7 @@ class BiGRUEncoder(_RecurrentEncoder):
         num_layers: stacked layers (the paper uses 1).
         dropout: dropout on embeddings and between layers.
         pad_id: padding token id.
+        fused: on the CPU, run the GRU as :func:`~seq2seq.modules.fused_gru.fused_gru`.
     """
 
     def __init__(
@@ -84,8 +94,11 @@ class BiGRUEncoder(_RecurrentEncoder):
         num_layers: int = 1,
         dropout: float = 0.0,
         pad_id: int = 0,
+        fused: bool = True,
     ) -> None:
-        super().__init__(vocab_size, embed_dim, hidden_dim, num_layers, dropout, pad_id, True)
+        super().__init__(
+            vocab_size, embed_dim, hidden_dim, num_layers, dropout, pad_id, True, fused
+        )
         self.output_dim = 2 * hidden_dim
         self.summary_dim = hidden_dim
 
@@ -112,6 +125,7 @@ class GRUEncoder(_RecurrentEncoder):
         dropout: dropout on embeddings and between layers.
         pad_id: padding token id.
         context_dim: size of the summary ``c``.
+        fused: on the CPU, run the GRU as :func:`~seq2seq.modules.fused_gru.fused_gru`.
     """
 
     def __init__(
@@ -123,8 +137,11 @@ class GRUEncoder(_RecurrentEncoder):
         dropout: float = 0.0,
         pad_id: int = 0,
         context_dim: int | None = None,
+        fused: bool = True,
     ) -> None:
-        super().__init__(vocab_size, embed_dim, hidden_dim, num_layers, dropout, pad_id, False)
+        super().__init__(
+            vocab_size, embed_dim, hidden_dim, num_layers, dropout, pad_id, False, fused
+        )
         context_dim = context_dim or hidden_dim
         self.to_context = nn.Linear(hidden_dim, context_dim)  # V
         self.output_dim = hidden_dim

@@ -84,15 +84,16 @@ class Seq2SeqModule(pl.LightningModule):
         """Summed token cross-entropy (plus the decoder's auxiliary loss) of the batch, and
         its number of target tokens."""
         enc = self.encode(batch)
-        out = self.model.decoder(batch.tgt_in, enc)
+        target_mask = batch.tgt_out != PAD
+        # Logits of the real target positions only: the output layer and the softmax over
+        # the vocabulary are the largest part of a step, and padding is a tenth of a batch.
+        out = self.model.decoder(batch.tgt_in, enc, target_mask)
         loss = F.cross_entropy(
-            out.logits.flatten(0, 1).float(),
-            batch.tgt_out.flatten(),
-            ignore_index=PAD,
+            out.logits.float(),
+            batch.tgt_out[target_mask],
             reduction="sum",
             label_smoothing=self.label_smoothing,
         )
-        target_mask = batch.tgt_out != PAD
         aux = self.model.decoder.auxiliary_loss(out.attention, target_mask, enc.mask)
         if aux is not None:
             loss = loss + aux
