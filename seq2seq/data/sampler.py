@@ -81,6 +81,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.epoch = 0
         self._yielded = 0  # batches of the current epoch handed out so far
         self._resume: tuple[int, int] | None = None  # (epoch, batches to skip) after a load
+        #: ``(epoch, skipped)`` of the iteration under way, set when it starts (see
+        #: :class:`~seq2seq.data.loader.ResumableDataLoader`).
+        self.iteration: tuple[int, int] | None = None
         self._plan_cache: tuple[int, list[Tensor]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -94,11 +97,17 @@ class BucketBatchSampler(Sampler[list[int]]):
         """Number of batches the next iteration yields on this rank."""
         return len(self._rank_batches()) - self._pending_skip()
 
+    @property
+    def num_batches(self) -> int:
+        """Number of batches of a whole epoch on this rank, whatever a resume skips."""
+        return len(self._rank_batches())
+
     def __iter__(self) -> Iterator[list[int]]:
         batches = self._rank_batches()
         skip = self._pending_skip()
         self._resume = None
         self._yielded = skip
+        self.iteration = (self.epoch, skip)
         for batch in batches[skip:]:
             # Counted before yielding: a checkpoint taken while this batch is being used
             # must not replay it.
@@ -138,11 +147,31 @@ class BucketBatchSampler(Sampler[list[int]]):
         total = len(batches)
         if total == 0:
             return []
+        # DDP hangs if one rank runs out of batches before the others: every rank needs the
+        # same number. Splitting a few of the largest batches in two evens the count while
+        # every example is still dealt exactly once; only with fewer examples than ranks
+        # does the list have to be topped up by cycling from its start.
+        batches = self._split_to_multiple(batches, self.num_replicas)
+        total = len(batches)
         per_rank = -(-total // self.num_replicas)
-        # DDP hangs if one rank runs out of batches before the others: top the list up with
-        # batches from its start (cycling when there are fewer batches than ranks).
         padded = [batches[i % total] for i in range(per_rank * self.num_replicas)]
         return padded[self.rank :: self.num_replicas]
+
+    @staticmethod
+    def _split_to_multiple(batches: list[Tensor], replicas: int) -> list[Tensor]:
+        """``batches`` with the fewest of the largest ones halved that makes their number a
+        multiple of ``replicas`` (unchanged when too few can be halved)."""
+        short = -len(batches) % replicas
+        if short == 0:
+            return batches
+        by_size = sorted(range(len(batches)), key=lambda i: -len(batches[i]))  # stable
+        halved = {i for i in by_size[:short] if len(batches[i]) >= 2}
+        if len(halved) < short:
+            return batches
+        out: list[Tensor] = []
+        for i, batch in enumerate(batches):
+            out.extend(batch.tensor_split(2) if i in halved else (batch,))
+        return out
 
     def _global_batches(self, epoch: int) -> list[Tensor]:
         """Every rank's batches, in the order they are dealt out.

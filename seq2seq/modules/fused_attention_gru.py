@@ -98,7 +98,8 @@ class AttentionGRULoop(torch.autograd.Function):
         hidden = states.size(2)
         d_x = states.new_empty(batch, steps, 3 * hidden)  # also dk: x and k enter alike
         d_state_proj = states.new_empty(batch, steps, attn_dim + 2 * hidden)  # [dq, da_zr]
-        d_v = v.new_zeros(1, attn_dim)
+        d_v = v.new_zeros(attn_dim)
+        outer = torch.empty_like(tanhs[0])  # dE ⊗ v of one step
         grad = d_states[:, steps].clone()  # dL/ds_t, carried backwards
         for t in range(steps - 1, -1, -1):
             s = states[:, t]
@@ -119,9 +120,12 @@ class AttentionGRULoop(torch.autograd.Function):
             alpha = alphas[:, t]
             d_energy = alpha * (d_alpha - (alpha * d_alpha).sum(dim=1, keepdim=True))
             th = tanhs[t]
-            d_v += d_energy.reshape(1, -1) @ th.reshape(-1, attn_dim)
-            # The saved tanh becomes d(W_a s + U_a h): (1 - th²) dE v, in place.
-            th.mul_(th).neg_().add_(1).mul_(d_energy.unsqueeze(2)).mul_(v)
+            d_v.addmv_(th.reshape(-1, attn_dim).T, d_energy.reshape(-1))
+            # The saved tanh becomes d(W_a s + U_a h) = (1 - th²) ⊙ (dE ⊗ v), in place: one
+            # pass of tanh's own backward kernel instead of five elementwise passes.
+            torch.ops.aten.tanh_backward.grad_input(
+                torch.mul(d_energy.unsqueeze(2), v, out=outer), th, grad_input=th
+            )
             d_proj = d_state_proj[:, t]
             torch.sum(th, dim=1, out=d_proj[:, :attn_dim])
             d_proj[:, attn_dim:] = d_pre[:, : 2 * hidden]
