@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.core import EncoderOutput, lengths_to_mask
 from seq2seq.decoders.bahdanau import BahdanauDecoder
+from seq2seq.decoders.context import ContextDecoder
 from seq2seq.encoders.rnn import BiGRUEncoder, GRUEncoder
 from seq2seq.modules.fused_gru import fused_gru, reverse_within_lengths
 
@@ -135,3 +136,28 @@ def test_target_mask_gives_the_logits_of_the_real_positions() -> None:
     selected = decoder(tokens, enc, target_mask).logits
     assert selected.shape == (int(target_mask.sum()), 20)
     torch.testing.assert_close(selected, full[target_mask])
+
+
+@pytest.mark.parametrize("context_at", ["every_step", "start"])
+def test_fused_cho_loop_equals_plain_loop(context_at) -> None:
+    torch.manual_seed(0)
+    decoder = ContextDecoder(
+        40, 12, 6, embed_dim=8, hidden_dim=10, maxout_dim=5, context_at=context_at
+    ).double()
+    mask = lengths_to_mask(LENGTHS, 6)
+    summary = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    enc = EncoderOutput(torch.zeros(5, 6, 12, dtype=torch.float64), mask, summary)
+    tokens = torch.randint(0, 40, (5, 7))
+    results = []
+    for fused in (False, True):
+        decoder.fused = fused
+        assert decoder.can_fuse("cpu") == fused
+        decoder.zero_grad()
+        summary.grad = None
+        logits = decoder(tokens, enc).logits
+        weights = torch.randn(logits.shape, generator=torch.Generator().manual_seed(1))
+        (logits * weights.double()).sum().backward()
+        results.append((logits.detach(), grads(decoder, summary)))
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-12, rtol=1e-7)
+    assert_close_dicts(results[0][1], results[1][1], 1e-12)
+    assert not ContextDecoder(9, 4, 4, cell="lstm").can_fuse("cpu")

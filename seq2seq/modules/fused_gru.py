@@ -39,7 +39,8 @@ class GRULayerLoop(torch.autograd.Function):
             h0: ``(D, B, H)`` initial states.
             mask: ``(B, N)`` bool, True at real steps.
             w_hh: ``(D, 3H, H)`` recurrent weights ``[W_hr; W_hz; W_hn]``.
-            b_hh: ``(D, 3H)`` recurrent biases.
+            b_hh: ``(D, 3H)`` recurrent biases, or ``(D, B, 3H)`` one per sentence (Cho et
+                al.'s decoder adds its context term ``C c`` where PyTorch has ``b_hn``).
 
         Returns:
             outputs ``(D, B, N, H)`` (zero past each sentence's end) and the final states
@@ -48,7 +49,7 @@ class GRULayerLoop(torch.autograd.Function):
         dirs, batch, steps, three_h = gi.shape
         hidden = three_h // 3
         w_t = w_hh.transpose(1, 2)  # (D, H, 3H)
-        bias = b_hh.unsqueeze(1)  # (D, 1, 3H)
+        bias = b_hh.unsqueeze(1) if b_hh.dim() == 2 else b_hh  # (D, 1 or B, 3H)
         keep = mask.to(gi.dtype).unsqueeze(0).unsqueeze(-1)  # (1, B, N, 1)
         outputs = gi.new_empty(dirs, batch, steps, hidden)
         saved = gi.new_empty(dirs, batch, steps, 4 * hidden)  # r, z, n, W_hn h + b_hn
@@ -67,6 +68,7 @@ class GRULayerLoop(torch.autograd.Function):
             saved[:, :, t, 2 * hidden : 3 * hidden] = n
             saved[:, :, t, 3 * hidden :] = gh_n
         ctx.save_for_backward(h0, outputs, saved, keep, w_hh)
+        ctx.bias_per_sentence = b_hh.dim() == 3
         return outputs, h
 
     @staticmethod
@@ -102,7 +104,7 @@ class GRULayerLoop(torch.autograd.Function):
         d_w_hh = torch.bmm(
             d_gh.reshape(dirs, -1, 3 * hidden).transpose(1, 2), prev.reshape(dirs, -1, hidden)
         )
-        d_b_hh = d_gh.sum(dim=(1, 2))
+        d_b_hh = d_gh.sum(dim=2) if ctx.bias_per_sentence else d_gh.sum(dim=(1, 2))
         return d_gi, grad, None, d_w_hh, d_b_hh
 
 
