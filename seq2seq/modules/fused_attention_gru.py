@@ -116,7 +116,10 @@ class AttentionGRULoop(torch.autograd.Function):
             torch.mul(d_rs * s * r, 1 - r, out=d_pre[:, hidden : 2 * hidden])
             d_pre[:, 2 * hidden :] = d_pre_h
             # k = α^T (C h): dα_j = (C h_j) · dk, plus what the caller's use of α brings.
-            d_alpha = torch.bmm(values, d_pre.unsqueeze(2)).squeeze(2) + d_alphas[:, t]
+            # As a row vector times the transposed values: the same numbers as
+            # bmm(values, dk), an order of magnitude faster on MKL.
+            d_alpha = torch.bmm(d_pre.unsqueeze(1), values.transpose(1, 2)).squeeze(1)
+            d_alpha += d_alphas[:, t]
             alpha = alphas[:, t]
             d_energy = alpha * (d_alpha - (alpha * d_alpha).sum(dim=1, keepdim=True))
             th = tanhs[t]
