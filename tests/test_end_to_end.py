@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from seq2seq.api import Translator
-from seq2seq.checkpoint import CheckpointError, load_checkpoint
+from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli import evaluate as evaluate_cli
 from seq2seq.cli import translate as translate_cli
 from seq2seq.cli.train import train
@@ -57,19 +57,6 @@ def test_python_api_translates_and_keeps_empty_lines(trained: dict) -> None:
     assert all(h.logprob <= 0 for h in nbest)
 
 
-def test_translate_cli_one_line_per_input_line(trained: dict, tmp_path: Path) -> None:
-    source = tmp_path / "in.txt"
-    # Empty lines, unknown words, emoji, CJK, a control character, no trailing newline.
-    source.write_bytes("the dog runs .\n\nzebra 🦓 斑马 \x07 .\n".encode() + b"the cats sleep .")
-    out = tmp_path / "out.txt"
-    translate_cli.main(
-        [str(trained["best_checkpoint"]), "-i", str(source), "-o", str(out), "--beam", "3"]
-    )
-    lines = out.read_text(encoding="utf-8").split("\n")
-    assert lines[-1] == "" and len(lines) - 1 == 4
-    assert lines[1] == ""
-
-
 def test_translate_cli_nbest_format(trained: dict, tmp_path: Path, capsys) -> None:
     source = tmp_path / "in.txt"
     source.write_text("the dog runs .\nthe cat .\n")
@@ -102,18 +89,6 @@ def test_evaluate_cli_prints_text_and_json(trained: dict, capsys) -> None:
     expected = corpus_scores(translator.translate(src), ref)
     assert scores["bleu"] == pytest.approx(expected.bleu)
     assert scores["sentences"] == len(ref)
-
-
-def test_cli_errors_name_the_problem(trained: dict, tmp_path: Path, capsys) -> None:
-    with pytest.raises(SystemExit):
-        translate_cli.main([str(tmp_path / "nope.ckpt")])
-    assert "no such file" in capsys.readouterr().err
-    truncated = tmp_path / "truncated.ckpt"
-    truncated.write_bytes(Path(trained["best_checkpoint"]).read_bytes()[:5000])
-    with pytest.raises(CheckpointError, match="truncated or not a PyTorch checkpoint"):
-        load_checkpoint(truncated)
-    with pytest.raises(CheckpointError, match="expected a 'captioning' model"):
-        load_checkpoint(trained["best_checkpoint"], task="captioning")
 
 
 def test_same_seed_gives_same_losses(tmp_path: Path) -> None:
@@ -151,11 +126,3 @@ def test_console_script_multirun_trains_both_models(tmp_path: Path) -> None:
     assert proc.stdout.count("test BLEU = ") == 2 and "best checkpoint: " in proc.stdout
     for job in ("0_debug", "1_debug"):
         assert (tmp_path / "multi" / job / "checkpoints" / "last.ckpt").is_file()
-
-
-def test_overlong_input_is_truncated_with_a_warning(trained: dict, caplog) -> None:
-    translator = Translator.from_checkpoint(trained["best_checkpoint"], max_src_len=20)
-    with caplog.at_level("WARNING"):
-        out = translator.translate(["the cat " * 100 + ".", "the dog ."])
-    assert len(out) == 2
-    assert "1 input lines longer than 20 tokens were truncated (lines 1)" in caplog.text

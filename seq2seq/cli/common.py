@@ -23,6 +23,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--max-len-ratio", type=float, default=2.0, help="max output tokens per source token"
     )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    parser.add_argument(
+        "--max-src-len",
+        type=int,
+        default=250,
+        help="longer input lines are cut to this many tokens, with a warning (default 250)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
 
 
@@ -40,6 +46,8 @@ def load_translator(args: argparse.Namespace, nbest: int = 1) -> Translator:
         fail(f"--batch-size must be at least 1, got {args.batch_size}")
     if nbest < 1:
         fail(f"--nbest must be at least 1, got {nbest}")
+    if args.max_src_len < 1:
+        fail(f"--max-src-len must be at least 1, got {args.max_src_len}")
     try:
         config = DecodeConfig(
             beam_size=max(args.beam, nbest),
@@ -47,7 +55,9 @@ def load_translator(args: argparse.Namespace, nbest: int = 1) -> Translator:
             length_penalty=args.length_penalty,
             max_len_ratio=args.max_len_ratio,
         )
-        return Translator.from_checkpoint(args.checkpoint, decode_config=config, device=args.device)
+        return Translator.from_checkpoint(
+            args.checkpoint, decode_config=config, device=args.device, max_src_len=args.max_src_len
+        )
     except (CheckpointError, ValueError) as err:
         fail(str(err))
 

@@ -3,24 +3,42 @@
 One entry point for both tasks: ``task: translation`` or ``task: captioning`` picks the
 Lightning module; data, model and trainer come from the same config groups.
 
-This file only composes and wires; the Lightning module owns the training loop.
+This file only composes and wires; the Lightning module owns the training loop. Resuming
+(``resume=true``, ``ckpt_path``) is resolved in :mod:`seq2seq.cli.resume`; errors about the
+user's data, config, checkpoints or disk are printed as one line (:data:`USER_ERRORS`), and
+Ctrl-C stops cleanly with a checkpoint (:mod:`seq2seq.lit.resume`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq.checkpoint import CheckpointError
+from seq2seq.cli.resume import (
+    ResumeError,
+    check_resume_checkpoint,
+    redirect_resume,
+    resolve_ckpt_path,
+)
+from seq2seq.data.captions import AnnotationError
+from seq2seq.data.corpus import CorpusError
+from seq2seq.data.images import ImageError
+from seq2seq.encoders.cnn import WeightsUnavailableError
 from seq2seq.lit.base import Seq2SeqModule
 from seq2seq.lit.captioning import CaptioningModule
-from seq2seq.lit.checkpoint_io import AtomicCheckpointIO
+from seq2seq.lit.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
+from seq2seq.lit.csv_logger import CSVLogger
+from seq2seq.lit.resume import TrainingInterrupted
 from seq2seq.lit.translation import TranslationModule
 from seq2seq.search.decode import DecodeConfig
 
@@ -81,19 +99,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and (when ``cfg.test``) test the configured model; returns a result summary."""
     if cfg.task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {cfg.task!r}")
+    # Checked first: a wrong checkpoint should not cost the data preparation.
+    ckpt_path = resolve_ckpt_path(cfg)
+    resume_step = None
+    if ckpt_path is not None:
+        resume_step = check_resume_checkpoint(ckpt_path, cfg.task)
+        log.info("resuming from %s (global step %d)", ckpt_path, resume_step)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = _build_module(cfg, datamodule)
     parameters = sum(p.numel() for p in module.parameters())
     log.info("model: %s parameters\n%s", f"{parameters:,}", module.model)
 
+    loggers = _instantiate_all(cfg.get("logger"))
+    for logger in loggers:
+        if resume_step is not None and isinstance(logger, CSVLogger):
+            logger.continue_from(resume_step)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
         plugins=[AtomicCheckpointIO()],
         callbacks=_instantiate_all(cfg.get("callbacks")),
-        logger=_instantiate_all(cfg.get("logger")),
+        logger=loggers,
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # weights_only: resuming never unpickles objects (see seq2seq.checkpoint).
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_path", "") or ""
@@ -163,12 +192,70 @@ def _print_summary(result: dict[str, Any]) -> None:
     print("\n".join(lines), flush=True)
 
 
+#: Errors that are about the user's data, config or disk, each with a message that names the
+#: file (and line or field) or config key: reported as one line, without a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CorpusError,
+    AnnotationError,
+    ImageError,
+    CheckpointError,
+    ResumeError,
+    CheckpointWriteError,
+    FloatingPointError,
+    WeightsUnavailableError,
+)
+#: Exit status after Ctrl-C, as shells report a process ended by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
+
+
+def error_message(err: BaseException) -> str:
+    """The one-line message of a user error.
+
+    An error raised in a DataLoader worker process comes back with the worker's traceback in
+    its message; only its last line, the original message, is kept.
+    """
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
-    """Console entry point; returns the test score of the monitored metric (for Hydra
+def run(cfg: DictConfig) -> float | None:
+    """Train as configured; returns the test score of the monitored metric (for Hydra
     sweepers): BLEU for translation, CIDEr-D for captioning."""
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except TrainingInterrupted as stop:
+        resume = "resume with the same command and resume=true"
+        if stop.checkpoint is not None:
+            resume += f", or ckpt_path={stop.checkpoint}"
+        log.warning("%s; %s", stop, resume)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except USER_ERRORS as err:
+        message = error_message(err)
+        log.error("%s", message)
+        print(f"seq2seq-train: error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     return result.get("test_bleu" if cfg.task == "translation" else "test_cider")
+
+
+def _compose_with_hydra(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def main() -> None:
+    """Console entry point ``seq2seq-train [OVERRIDES]``."""
+    # resume=true continues in the old run's directory: chosen before Hydra makes a new one.
+    sys.argv[1:] = redirect_resume(sys.argv[1:], _compose_with_hydra)
+    try:
+        run()
+    except KeyboardInterrupt:
+        # Ctrl-C outside training (reading data, testing): nothing to save.
+        print("seq2seq-train: interrupted", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 if __name__ == "__main__":

@@ -19,8 +19,16 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from seq2seq.data.caption_dataset import CaptionDataset, ImageSource, collate_captions
-from seq2seq.data.captions import ImageRecord, check_images, read_annotations
+from seq2seq.data.captions import (
+    AnnotationError,
+    ImageRecord,
+    check_images,
+    find_unreadable_images,
+    read_annotations,
+)
 from seq2seq.data.feature_cache import cache_key, compute_features, encoder_settings, load_features
+from seq2seq.data.images import ImageError
+from seq2seq.data.loader import ResumableDataLoader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.scenes import JSON_NAME, ScenesConfig, true_captions, write_scenes
 from seq2seq.data.tokenizer import SentencePieceTokenizer, Tokenizer, WordTokenizer
@@ -60,6 +68,10 @@ class CaptionDataModule(pl.LightningDataModule):
         eval_batch_size: images per validation/test batch.
         on_missing: a listed image that does not exist: ``error`` (naming it) or ``skip``
             (dropped and counted).
+        skip_bad_images: decode every image before training and drop (and count) those that
+            are missing, empty, truncated, corrupt or not images at all; False: such a file
+            is an error naming it (a missing one before training, an undecodable one when it
+            is first read).
         cache_features: cache the backbone's features on disk when the backbone is frozen.
         cache_dir: where; defaults to ``.feature_cache`` beside the annotations.
         limit_images: keep only the first ``n`` images of a split (``{train: 1000}``), for
@@ -84,6 +96,7 @@ class CaptionDataModule(pl.LightningDataModule):
         captions_per_image: int | None = 5,
         eval_batch_size: int = 64,
         on_missing: str = "error",
+        skip_bad_images: bool = False,
         cache_features: bool = True,
         cache_dir: str | None = None,
         limit_images: dict[str, int] | None = None,
@@ -100,6 +113,8 @@ class CaptionDataModule(pl.LightningDataModule):
         self.annotations = (
             Path(annotations).expanduser() if annotations else self.dir / JSON_NAME  # type: ignore[operator]
         )
+        # The config key an error about the annotation file should name.
+        self._annotations_key = "data.annotations" if annotations else "data.dir"
         self.image_root = Path(image_root).expanduser() if image_root else None
         self.splits = {"train": "train", "dev": "val", "test": "test", **(splits or {})}
         self.restval = restval
@@ -110,6 +125,10 @@ class CaptionDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.captions_per_image = captions_per_image
         self.on_missing = on_missing
+        self.skip_bad_images = skip_bad_images
+        #: images dropped per split (missing with on_missing=skip, or unreadable with
+        #: skip_bad_images=true)
+        self.skipped_images: dict[str, int] = {}
         self.cache_features = cache_features
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.limit_images = dict(limit_images or {})
@@ -130,7 +149,7 @@ class CaptionDataModule(pl.LightningDataModule):
             return self.tokenizer
         if self.scenes is not None:
             write_scenes(self.dir, ScenesConfig(**self.scenes))  # type: ignore[arg-type]
-        root = self.image_root or self.annotations.parent
+        root = self._check_paths()
         records = read_annotations(self.annotations, root, restval=self.restval)
         by_split: dict[str, list[ImageRecord]] = {}
         for record in records:
@@ -140,9 +159,7 @@ class CaptionDataModule(pl.LightningDataModule):
             chosen = by_split.get(name, [])
             if split in self.limit_images:
                 chosen = chosen[: self.limit_images[split]]
-            chosen, skipped = check_images(chosen, on_missing=self.on_missing)
-            if skipped:
-                log.warning("%s: skipped %d images that are missing or empty", split, len(skipped))
+            chosen = self._drop_bad_images(split, chosen, root)
             if not chosen:
                 found = ", ".join(f"{k} ({len(v)})" for k, v in sorted(by_split.items()))
                 raise ValueError(
@@ -156,6 +173,52 @@ class CaptionDataModule(pl.LightningDataModule):
         )
         log.info("caption vocabulary: %d", self.tokenizer.vocab_size)
         return self.tokenizer
+
+    def _check_paths(self) -> Path:
+        """Check that the annotation file and image folder exist; returns the image root."""
+        if not self.annotations.is_file():
+            what = "no such file" if not self.annotations.exists() else "not a file"
+            raise AnnotationError(
+                f"{self._annotations_key}={self.annotations}: {what} (expected a Karpathy "
+                "split JSON, or a CSV/TSV/JSONL table of image,caption[,split] rows)"
+            )
+        if self.image_root is not None and not self.image_root.is_dir():
+            what = "no such folder" if not self.image_root.exists() else "not a folder"
+            raise ImageError(
+                f"data.image_root={self.image_root}: {what} (expected the folder that the "
+                f"image paths in {self.annotations} are relative to)"
+            )
+        return self.image_root or self.annotations.parent
+
+    def _drop_bad_images(
+        self, split: str, records: list[ImageRecord], root: Path
+    ) -> list[ImageRecord]:
+        """The records whose image can be used; the others are an error or, as configured,
+        dropped and counted."""
+        on_missing = "skip" if self.skip_bad_images else self.on_missing
+        try:
+            kept, missing = check_images(records, on_missing=on_missing)
+        except ImageError as err:
+            key = "data.image_root" if self.image_root is not None else self._annotations_key
+            raise ImageError(
+                f"{err}, or data.skip_bad_images=true to drop any bad image (image root: "
+                f"{root}, from {key})"
+            ) from None
+        if missing:
+            log.warning(
+                "%s: skipped %d images that are missing or empty (first: %s)",
+                split, len(missing), missing[0].path,
+            )  # fmt: skip
+        unreadable: list[tuple[ImageRecord, str]] = []
+        if self.skip_bad_images:
+            kept, unreadable = find_unreadable_images(kept)
+            if unreadable:
+                log.warning(
+                    "%s: skipped %d images that cannot be decoded (data.skip_bad_images=true); "
+                    "first: %s", split, len(unreadable), unreadable[0][1],
+                )  # fmt: skip
+        self.skipped_images[split] = len(missing) + len(unreadable)
+        return kept
 
     def _build_tokenizer(self, texts: list[str]) -> Tokenizer:
         cfg = dict(self.tokenizer_cfg)
@@ -267,7 +330,9 @@ class CaptionDataModule(pl.LightningDataModule):
         sampler = BucketBatchSampler(
             dataset.lengths, batch_size=size, shuffle=shuffle, seed=self.seed
         )
-        return DataLoader(
+        # The training loader's position goes into checkpoints, for a mid-epoch resume.
+        loader = ResumableDataLoader if shuffle else DataLoader
+        return loader(
             dataset,
             batch_sampler=sampler,
             collate_fn=_Collate(dataset.source.is_features),

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seq2seq.data.images import ImageError
+from seq2seq.data.images import ImageError, load_image
 
 SPLITS = ("train", "val", "test")
 #: Splits of the Karpathy files; "restval" is the part of COCO val2014 outside val and test.
@@ -256,6 +256,30 @@ def check_images(
             "Check the image root, or set data.on_missing=skip to drop those images"
         )
     return kept, skipped
+
+
+def find_unreadable_images(
+    records: Iterable[ImageRecord],
+) -> tuple[list[ImageRecord], list[tuple[ImageRecord, str]]]:
+    """Decode every image and split off those that cannot be used.
+
+    Unlike :func:`check_images`, this reads each file in full, so it finds truncated and
+    corrupt files, and files that are not images, at the cost of one decode per image.
+
+    Returns:
+        ``(kept, unreadable)``, in input order; ``unreadable`` pairs each record with the
+        :class:`~seq2seq.data.images.ImageError` message (which names the file).
+    """
+    kept: list[ImageRecord] = []
+    unreadable: list[tuple[ImageRecord, str]] = []
+    for record in records:
+        try:
+            load_image(record.path)
+        except ImageError as err:
+            unreadable.append((record, str(err)))
+        else:
+            kept.append(record)
+    return kept, unreadable
 
 
 def split_records(records: Iterable[ImageRecord]) -> dict[str, list[ImageRecord]]:

@@ -156,8 +156,8 @@ def _read_lines(path: Path, errors: Errors) -> tuple[list[str], int]:
             bad = exc.object[exc.start : exc.end]
             raise CorpusError(
                 f"{path}:{line}: invalid UTF-8 byte(s) {bad!r} at byte {column} of the line "
-                f"({exc.reason}); expected UTF-8 text (pass errors='replace' to substitute "
-                "U+FFFD)"
+                f"({exc.reason}); expected UTF-8 text (data.encoding_errors=replace, or "
+                "errors='replace' in Python, substitutes U+FFFD)"
             ) from None
     lines: list[str] = []
     replaced = 0

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from seq2seq.data.corpus import Corpus, CorpusError, read_parallel, read_tsv
 from seq2seq.data.dataset import TranslationDataset, collate
+from seq2seq.data.loader import ResumableDataLoader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.synthetic import SyntheticConfig, write_synthetic_corpus
 from seq2seq.data.tokenizer import Tokenizer, build_tokenizers
@@ -187,7 +188,9 @@ class TranslationDataModule(pl.LightningDataModule):
         else:
             sizing = {"max_tokens": self.eval_max_tokens, "batch_size": None, "sort_groups": None}
         sampler = BucketBatchSampler(dataset.lengths, shuffle=shuffle, seed=self.seed, **sizing)
-        return DataLoader(
+        # The training loader's position goes into checkpoints, for a mid-epoch resume.
+        loader = ResumableDataLoader if shuffle else DataLoader
+        return loader(
             dataset,
             batch_sampler=sampler,
             collate_fn=collate,

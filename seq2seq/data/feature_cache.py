@@ -105,11 +105,22 @@ def compute_features(
 
 
 def load_features(path: Path, expected: int) -> np.ndarray:
-    """Open a cache file as a read-only memory map ``(num, C, H, W)``."""
-    features = np.load(path, mmap_mode="r")
-    if features.ndim != 4 or len(features) != expected:
+    """Open a cache file as a read-only memory map ``(num, C, H, W)``.
+
+    Only plain numeric arrays are read: a file holding Python objects (which loading would
+    unpickle) is refused, as is anything else that is not what :func:`compute_features` wrote.
+    """
+    try:
+        # allow_pickle=False (numpy's default, spelt out): object arrays are never unpickled.
+        features = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
         raise ValueError(
-            f"feature cache {path} holds shape {features.shape}, expected {expected} maps "
-            "(num, C, H, W); delete it to recompute"
+            f"feature cache {path} cannot be used ({err}); expected a float16 array written "
+            "by seq2seq-train, nothing in it was unpickled. Delete it to recompute"
+        ) from err
+    if features.dtype != np.float16 or features.ndim != 4 or len(features) != expected:
+        raise ValueError(
+            f"feature cache {path} holds a {features.dtype} array of shape {features.shape}, "
+            f"expected {expected} maps (num, C, H, W) in float16; delete it to recompute"
         )
     return features

@@ -14,6 +14,15 @@ import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; the message names the file and the reason, and
+    ``errno`` is the underlying error's (``errno.ENOSPC`` for a full disk)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = code
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint IO with a write-then-rename save."""
 
@@ -31,7 +40,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except (OSError, RuntimeError) as err:
             tmp.unlink(missing_ok=True)
             reason = getattr(err, "strerror", None) or str(err)
-            raise OSError(
+            raise CheckpointWriteError(
                 f"could not write checkpoint {path}: {reason}; the previous checkpoint is "
-                "unchanged (is the disk full or the folder read-only?)"
+                "unchanged (is the disk full or the folder read-only?)",
+                err.errno if isinstance(err, OSError) else None,
             ) from err

@@ -1,4 +1,6 @@
-"""Faults during training: atomic checkpoint writes and non-finite losses."""
+"""Faults, unit by unit: atomic checkpoint writes, the non-finite loss policy and the saved
+position within an epoch (the same faults through real training runs are in
+test_training_faults.py and test_interrupts.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import pytest
 import torch
 
 from seq2seq.data.dataset import Example, collate
+from seq2seq.data.loader import ResumableDataLoader
+from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import WordTokenizer
 from seq2seq.lit.checkpoint_io import AtomicCheckpointIO
 from seq2seq.lit.translation import TranslationModule
@@ -59,3 +63,29 @@ def test_nan_loss_skipped_when_configured(monkeypatch) -> None:
 def test_unknown_nonfinite_policy() -> None:
     with pytest.raises(ValueError, match="loss.nonfinite"):
         module("ignore")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_loader_position_counts_delivered_batches_not_prefetched_ones(workers: int) -> None:
+    """The saved position is what training received: worker processes draw batches ahead,
+    and a resume must neither skip those nor replay any."""
+    lengths = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]
+
+    def loader() -> ResumableDataLoader:
+        sampler = BucketBatchSampler(lengths, batch_size=2, seed=7)
+        sampler.set_epoch(3)
+        return ResumableDataLoader(list(range(len(lengths))), batch_sampler=sampler,
+                                   num_workers=workers)  # fmt: skip
+
+    expected = [b.tolist() for b in loader()]
+    first = loader()
+    iterator = iter(first)
+    taken = [next(iterator).tolist() for _ in range(2)]
+    state = first.state_dict()
+    assert state == {"epoch": 3, "yielded": 2, "seed": 7}
+    del iterator
+
+    resumed = loader()
+    resumed.load_state_dict(state)
+    assert len(resumed) == len(expected)  # Lightning counts the whole epoch
+    assert taken + [b.tolist() for b in resumed] == expected
