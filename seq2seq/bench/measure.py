@@ -18,9 +18,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from seq2seq.bench.machine import synchronize
 from seq2seq.bench.workloads import target_tokens
-from seq2seq.data.tokenizer import BOS, EOS
+from seq2seq.data.tokenizer import BOS
 from seq2seq.lit.base import Seq2SeqModule
 from seq2seq.search.decode import DecodeConfig, decode_encoded
+
+#: An id no token has: searches never see EOS and run to their length limit.
+NO_EOS = -1
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
@@ -92,8 +95,9 @@ def time_decoding(
     precision: str,
 ) -> dict[str, float]:
     """Sentences and generated tokens per second of greedy (``beam_size`` 1) or beam search
-    over ``batches``, each input allowed exactly its reference length (plus EOS): an
-    untrained model would otherwise rarely say EOS, and a trained one stops about there."""
+    over ``batches``. Every hypothesis runs to its input's reference length (plus one for
+    EOS), where a trained model would stop about: no token counts as EOS, since an untrained
+    model's EOS comes at random, at once for some and never for others."""
     module.eval()
     sentences = tokens = 0
     config = DecodeConfig(beam_size=beam_size)
@@ -110,7 +114,9 @@ def time_decoding(
                 )
                 batch = batch._replace(image_rows=None)
             enc = module.encode(batch)
-            hyps = decode_encoded(module.model.decoder, enc, limits, config, bos_id=BOS, eos_id=EOS)
+            hyps = decode_encoded(
+                module.model.decoder, enc, limits, config, bos_id=BOS, eos_id=NO_EOS
+            )
             sentences += len(hyps)
             tokens += sum(len(h[0].tokens) for h in hyps)
     synchronize(device)

@@ -34,6 +34,7 @@ from seq2seq.bench.workloads import (
     compose_config,
     translation_batches,
 )
+from seq2seq.runtime import keep_freed_memory
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -180,6 +181,7 @@ def table(report: dict[str, Any], beam: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    allocator = "heap, freed memory kept" if keep_freed_memory() else "default"
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "seq2seq-bench " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe(device),
         "precision": precision,
+        "allocator": allocator,
         "matmul_gflops": reference,
         "models": {},
     }

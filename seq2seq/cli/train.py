@@ -40,6 +40,7 @@ from seq2seq.lit.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
 from seq2seq.lit.csv_logger import CSVLogger
 from seq2seq.lit.resume import TrainingInterrupted
 from seq2seq.lit.translation import TranslationModule
+from seq2seq.runtime import keep_freed_memory
 from seq2seq.search.decode import DecodeConfig
 
 log = logging.getLogger(__name__)
@@ -248,6 +249,7 @@ def _compose_with_hydra(overrides: list[str]) -> DictConfig:
 
 def main() -> None:
     """Console entry point ``seq2seq-train [OVERRIDES]``."""
+    keep_freed_memory()  # large CPU tensors reused, not mapped afresh every step
     # resume=true continues in the old run's directory: chosen before Hydra makes a new one.
     sys.argv[1:] = redirect_resume(sys.argv[1:], _compose_with_hydra)
     try:

@@ -11,7 +11,8 @@ backward pass
 - defers every weight gradient to one large matrix product over all steps after the loop
   (``dW = Σ_t dpre_t^T s_{t-1}`` is one ``(T·B, ·)^T (T·B, H)`` product), and the
   gradient of the projected annotations to one batched product ``α^T dK``;
-- turns the saved ``tanh(W_a s + U_a h_j)`` into its own gradient in place, and sums the
+- turns the saved ``σ(2(W_a s + U_a h_j))`` (the tanh through the sigmoid, as
+  :mod:`seq2seq.modules.attention` computes it) into its own gradient in place, and sums the
   gradients of the keys over all steps once at the end.
 
 The recurrence, for step ``t`` with previous state ``s`` (Bahdanau et al. 2015, A.2.2):
@@ -68,14 +69,16 @@ class AttentionGRULoop(torch.autograd.Function):
         states = x.new_empty(batch, steps + 1, hidden)
         states[:, 0] = s0
         alphas = x.new_empty(batch, steps, keys.size(1))
-        tanhs = x.new_empty(steps, *keys.shape)  # tanh(W_a s + U_a h_j) of every step
+        squashed = x.new_empty(steps, *keys.shape)  # σ(2(W_a s + U_a h_j)) of every step
+        v2 = 2 * v
         gates = x.new_empty(batch, steps, 3 * hidden)  # z, r and s~ of every step
         blocked = ~mask
         for t in range(steps):
             s = states[:, t]
             query, recurrent = (s @ w_state.T).split((attn_dim, 2 * hidden), dim=1)
-            th = torch.add(keys, query.unsqueeze(1), out=tanhs[t]).tanh_()
-            energies = (th @ v).masked_fill_(blocked, float("-inf"))
+            # v^T tanh(p) = 2 v^T σ(2p) - Σv, and the constant leaves the softmax unchanged.
+            sig = torch.add(keys, query.unsqueeze(1), out=squashed[t]).mul_(2).sigmoid_()
+            energies = (sig @ v2).masked_fill_(blocked, float("-inf"))
             alpha = torch.softmax(energies, dim=1)
             alphas[:, t] = alpha
             xk = torch.baddbmm(x[:, t].unsqueeze(1), alpha.unsqueeze(1), values).squeeze(1)
@@ -85,21 +88,22 @@ class AttentionGRULoop(torch.autograd.Function):
             states[:, t + 1] = torch.lerp(s, candidate, z)
             gates[:, t, : 2 * hidden] = zr
             gates[:, t, 2 * hidden :] = candidate
-        ctx.save_for_backward(states, alphas, tanhs, gates, values, w_state, w_candidate, v)
+        ctx.save_for_backward(states, alphas, squashed, gates, values, w_state, w_candidate, v)
         ctx.attn_dim = attn_dim
         return states, alphas
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, d_states: Tensor, d_alphas: Tensor) -> tuple[Tensor | None, ...]:
-        states, alphas, tanhs, gates, values, w_state, w_candidate, v = ctx.saved_tensors
+        states, alphas, squashed, gates, values, w_state, w_candidate, v = ctx.saved_tensors
         attn_dim = ctx.attn_dim
         batch, steps, _ = alphas.shape
         hidden = states.size(2)
         d_x = states.new_empty(batch, steps, 3 * hidden)  # also dk: x and k enter alike
         d_state_proj = states.new_empty(batch, steps, attn_dim + 2 * hidden)  # [dq, da_zr]
         d_v = v.new_zeros(attn_dim)
-        outer = torch.empty_like(tanhs[0])  # dE ⊗ v of one step
+        outer = torch.empty_like(squashed[0])  # dE ⊗ 4v of one step
+        v4 = 4 * v
         grad = d_states[:, steps].clone()  # dL/ds_t, carried backwards
         for t in range(steps - 1, -1, -1):
             s = states[:, t]
@@ -122,15 +126,17 @@ class AttentionGRULoop(torch.autograd.Function):
             d_alpha += d_alphas[:, t]
             alpha = alphas[:, t]
             d_energy = alpha * (d_alpha - (alpha * d_alpha).sum(dim=1, keepdim=True))
-            th = tanhs[t]
-            d_v.addmv_(th.reshape(-1, attn_dim).T, d_energy.reshape(-1))
-            # The saved tanh becomes d(W_a s + U_a h) = (1 - th²) ⊙ (dE ⊗ v), in place: one
-            # pass of tanh's own backward kernel instead of five elementwise passes.
-            torch.ops.aten.tanh_backward.grad_input(
-                torch.mul(d_energy.unsqueeze(2), v, out=outer), th, grad_input=th
+            sig = squashed[t]
+            # dv = Σ dE tanh(p) = 2 Σ dE σ(2p) - Σ dE.
+            d_v.addmv_(sig.reshape(-1, attn_dim).T, d_energy.reshape(-1), alpha=2)
+            d_v -= d_energy.sum()
+            # The saved σ becomes dp = 4 σ (1 - σ) ⊙ (dE ⊗ v), in place: one pass of the
+            # sigmoid's own backward kernel.
+            torch.ops.aten.sigmoid_backward.grad_input(
+                torch.mul(d_energy.unsqueeze(2), v4, out=outer), sig, grad_input=sig
             )
             d_proj = d_state_proj[:, t]
-            torch.sum(th, dim=1, out=d_proj[:, :attn_dim])
+            torch.sum(sig, dim=1, out=d_proj[:, :attn_dim])
             d_proj[:, attn_dim:] = d_pre[:, : 2 * hidden]
             d_s += d_proj @ w_state
             grad = d_s + d_states[:, t]
@@ -140,7 +146,7 @@ class AttentionGRULoop(torch.autograd.Function):
         r_prev = gates[:, :, hidden : 2 * hidden].reshape(-1, hidden) * prev
         d_w_candidate = d_x[:, :, 2 * hidden :].reshape(-1, hidden).T @ r_prev
         d_values = torch.bmm(alphas.transpose(1, 2), d_x)
-        d_keys = tanhs.sum(dim=0)
+        d_keys = squashed.sum(dim=0)
         return (
             d_x,
             grad,
