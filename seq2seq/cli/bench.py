@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--decode-sentences",
         type=int,
         default=None,
-        help="sentences (images) decoded per search (default 256 CPU, 1500 GPU)",
+        help="sentences decoded per search, a quarter as many images (default 256 CPU, 1500 GPU)",
     )
     parser.add_argument("--beam", type=int, default=5, help="beam size (default 5)")
     parser.add_argument(
@@ -113,7 +113,6 @@ def bench_workload(
     decode_sentences: int,
     beam: int,
     precision: str,
-    reference_gflops: float,
     decode: bool,
     overrides: list[str],
 ) -> dict[str, Any]:
@@ -125,9 +124,9 @@ def bench_workload(
     if workload.task == "captioning":
         cpu_batches = caption_batches(workload, cfg, module.cpu(), steps + warmup)
         module.to(device)
-        decode_batches = cpu_batches[
-            : max(1, -(-decode_sentences // cpu_batches[0].images.size(0)))
-        ]
+        # An image costs far more than a sentence to decode from pixels: a quarter as many.
+        images = max(1, decode_sentences // 4)
+        decode_batches = cpu_batches[: max(1, -(-images // cpu_batches[0].images.size(0)))]
     else:
         cpu_batches = translation_batches(workload, cfg, steps + warmup)
         decode_batches = translation_batches(workload, cfg, None, seed=1, pool=decode_sentences)
@@ -147,7 +146,6 @@ def bench_workload(
         "train": train,
         "flops_per_token": flops,
         "achieved_gflops": achieved,
-        "share_of_matmul": achieved / reference_gflops,
         "peak_memory_mib": memory.peak_mib,
     }
     if decode:
@@ -201,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         "matmul_gflops": reference,
         "models": {},
     }
+    rates = [reference]
     for workload in models:
         print(f"{workload.name}: {workload.description} ...", file=sys.stderr)
         report["models"][workload.name] = bench_workload(
@@ -210,10 +209,16 @@ def main(argv: list[str] | None = None) -> None:
             sentences,
             args.beam,
             precision,
-            reference,
             not args.no_decode,
             args.override,
         )
+        # Measured again after every model, and the best kept: a rate read while the machine
+        # was briefly busy elsewhere would flatter every share computed from it.
+        rates.append(matmul_gflops(device, size=args.matmul_size, seconds=args.matmul_seconds / 2))
+    report["matmul_gflops"] = max(rates)
+    report["matmul_gflops_measured"] = rates
+    for result in report["models"].values():
+        result["share_of_matmul"] = result["achieved_gflops"] / report["matmul_gflops"]
     print(table(report, args.beam), file=sys.stderr)
     json.dump(report, sys.stdout, indent=2)
     print()
