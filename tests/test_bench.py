@@ -41,6 +41,11 @@ def test_bench_translation_models_report(capsys) -> None:
         )
         assert r["greedy"]["sentences"] >= 4 and r["beam5"]["sentences_per_s"] > 0
         assert r["peak_memory_mib"] > 0
+        # Each step compared with a matrix-product rate measured beside it.
+        assert len(r["train"]["matmul_gflops_beside"]) == r["train"]["steps"] == 1
+        assert r["share_of_matmul"] == pytest.approx(
+            r["flops_per_token"] * r["train"]["tokens_per_s"] / 1e9 / r["matmul_gflops_beside"]
+        )
         assert name in table
     # The attention model does more per token than the fixed-context one.
     assert (

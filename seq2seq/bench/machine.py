@@ -23,16 +23,20 @@ def synchronize(device: torch.device) -> None:
 
 
 def matmul_gflops(
-    device: torch.device, dtype: torch.dtype = torch.float32, size: int = 2048, seconds: float = 2
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    size: int = 2048,
+    seconds: float = 2,
+    warmup: int = 3,
 ) -> float:
     """Sustained rate of ``size x size`` matrix products in GFLOP/s (``2 n^3`` per product).
 
-    Repeated for about ``seconds`` after a warm-up; the best of three rounds is reported, as
-    a peak the device demonstrably reaches here and now.
+    Repeated for about ``seconds`` (at least three products) after ``warmup`` products; the
+    best of three rounds is reported, as a peak the device demonstrably reaches here and now.
     """
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    for _ in range(3):
+    for _ in range(warmup):
         a @ b
     synchronize(device)
     start = time.perf_counter()

@@ -54,22 +54,37 @@ def make_step(
 
 
 def time_training(
-    step: Callable[[Any], int], batches: Sequence[Any], device: torch.device, warmup: int = 2
-) -> dict[str, float]:
-    """Target tokens per second over ``batches`` after ``warmup`` steps (of the first
-    batches, repeated after)."""
-    for batch in batches[:warmup]:
-        step(batch)
-    synchronize(device)
-    start = time.perf_counter()
-    tokens = sum(step(batch) for batch in batches)
-    synchronize(device)
-    seconds = time.perf_counter() - start
+    step: Callable[[Any], int],
+    batches: Sequence[Any],
+    device: torch.device,
+    reference: Callable[[], float] | None = None,
+) -> dict[str, Any]:
+    """Target tokens per second over ``batches``, step by step.
+
+    With ``reference`` (a short matrix-product measure, in GFLOP/s), it is measured between
+    steps, untimed: each step is then compared with the rate the device reached next to it,
+    so that a machine whose speed drifts (shared or throttled cores) does not skew the
+    comparison.
+    """
+    seconds: list[float] = []
+    tokens: list[int] = []
+    rates: list[float] = []
+    for batch in batches:
+        if reference is not None:
+            rates.append(reference())
+        synchronize(device)
+        start = time.perf_counter()
+        tokens.append(step(batch))
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
     return {
         "steps": len(batches),
-        "tokens": tokens,
-        "seconds": seconds,
-        "tokens_per_s": tokens / seconds,
+        "tokens": sum(tokens),
+        "seconds": sum(seconds),
+        "tokens_per_s": sum(tokens) / sum(seconds),
+        "step_tokens": tokens,
+        "step_seconds": seconds,
+        "matmul_gflops_beside": rates,
     }
 
 
