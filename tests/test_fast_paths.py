@@ -161,3 +161,35 @@ def test_fused_cho_loop_equals_plain_loop(context_at) -> None:
     torch.testing.assert_close(results[0][0], results[1][0], atol=1e-12, rtol=1e-7)
     assert_close_dicts(results[0][1], results[1][1], 1e-12)
     assert not ContextDecoder(9, 4, 4, cell="lstm").can_fuse("cpu")
+
+
+@pytest.mark.parametrize("decoder", ["bahdanau", "cho"])
+def test_every_ablation_variant_gives_the_same_loss_and_gradients(decoder) -> None:
+    from seq2seq.bench.ablation import VARIANTS, variant
+    from seq2seq.data.dataset import Example, collate
+    from seq2seq.data.tokenizer import WordTokenizer
+    from seq2seq.lit.translation import TranslationModule
+    from tests.test_contracts import DECODERS, ENCODERS
+
+    torch.manual_seed(0)
+    tok = WordTokenizer([f"w{i}" for i in range(30)])
+    encoder = "bigru" if decoder == "bahdanau" else "gru"
+    cfg = {"encoder": ENCODERS[encoder], "decoder": DECODERS[decoder], "init": "pytorch"}
+    module = TranslationModule(cfg, tok, tok, torch.optim.Adam).double()
+    batch = collate(
+        [
+            Example(i, torch.randint(4, 34, (n,)), torch.randint(4, 34, (m,)))
+            for i, (n, m) in enumerate([(5, 3), (2, 6), (7, 7), (1, 1)])
+        ]
+    )
+    results = []
+    for flags in VARIANTS.values():
+        with variant(module, *flags):
+            module.zero_grad()
+            total, tokens = module.loss(batch)
+            total.backward()
+            results.append((total.detach(), grads(module)))
+        assert module.model.encoder.fused and module.model.decoder.fused  # restored
+    for total, grad in results[1:]:
+        torch.testing.assert_close(total, results[0][0], atol=1e-10, rtol=1e-10)
+        assert_close_dicts(grad, results[0][1], 1e-10)

@@ -88,6 +88,23 @@ def time_training(
     }
 
 
+def profile_steps(
+    step: Callable[[Any], int], batches: Sequence[Any], device: torch.device, rows: int
+) -> str:
+    """The operators that took the most time over ``batches``, as torch.profiler's table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        for batch in batches:
+            step(batch)
+        synchronize(device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=sort, row_limit=rows)
+
+
 def flops_per_token(module: Seq2SeqModule, batch: Any, clip: float | None) -> float:
     """FLOPs of one training step (forward and backward; the optimiser's elementwise work is
     not counted) per real target token, counted by ``torch.utils.flop_counter`` on a CPU

@@ -24,6 +24,7 @@ from seq2seq.bench.machine import PeakMemory, describe, matmul_gflops
 from seq2seq.bench.measure import (
     flops_per_token,
     make_step,
+    profile_steps,
     time_decoding,
     time_training,
     to_device,
@@ -74,6 +75,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-decode", action="store_true", help="skip the decoding measures")
     parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="after timing, profile three training steps with torch.profiler and print the "
+        "ROWS operators that took the most time (to stderr)",
+    )
+    parser.add_argument(
         "--override",
         action="append",
         default=[],
@@ -118,6 +127,7 @@ def bench_workload(
     decode: bool,
     overrides: list[str],
     reference: Callable[[], float],
+    profile_rows: int = 0,
 ) -> dict[str, Any]:
     """All the measures of one model."""
     cfg = compose_config([*workload.overrides, *overrides])
@@ -160,6 +170,10 @@ def bench_workload(
         "share_of_matmul": statistics.median(shares),
         "peak_memory_mib": memory.peak_mib,
     }
+    if profile_rows:
+        print(
+            profile_steps(step, batches[warmup : warmup + 3], device, profile_rows), file=sys.stderr
+        )
     if decode:
         decode_batches = [to_device(b, device) for b in decode_batches]
         result["greedy"] = time_decoding(module, decode_batches, 1, device, precision)
@@ -229,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
             not args.no_decode,
             args.override,
             beside,
+            args.profile,
         )
     print(table(report, args.beam), file=sys.stderr)
     json.dump(report, sys.stdout, indent=2)
