@@ -35,13 +35,23 @@ def assert_close_dicts(a: dict[str, Tensor], b: dict[str, Tensor], atol: float) 
         torch.testing.assert_close(a[name], b[name], atol=atol, rtol=1e-5, msg=name)
 
 
+ATTENTION_DECODERS = {
+    "gru previous": dict(output_from="previous"),
+    "gru current": dict(output_from="current"),
+    "lstm gated (Show, Attend and Tell)": dict(
+        cell="lstm", gate=True, output_from="current", maxout_pool=1
+    ),
+    "lstm": dict(cell="lstm"),
+}
+
+
 @pytest.mark.parametrize("dtype,atol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-@pytest.mark.parametrize("output_from", ["previous", "current"])
-def test_fused_attention_loop_equals_plain_loop(dtype, atol, output_from) -> None:
+@pytest.mark.parametrize("options", list(ATTENTION_DECODERS))
+def test_fused_attention_loop_equals_plain_loop(dtype, atol, options) -> None:
     torch.manual_seed(0)
     decoder = BahdanauDecoder(
         50, 12, 6, embed_dim=8, hidden_dim=10, attention_dim=7, maxout_dim=5,
-        output_from=output_from,
+        **ATTENTION_DECODERS[options],
     ).to(dtype)  # fmt: skip
     mask = lengths_to_mask(LENGTHS, 6)
     annotations = (torch.randn(5, 6, 12, dtype=dtype) * mask[..., None]).requires_grad_()
@@ -69,9 +79,9 @@ def test_fused_attention_loop_equals_plain_loop(dtype, atol, output_from) -> Non
     assert_close_dicts(grads_a, grads_b, atol)
 
 
-def test_gated_and_lstm_decoders_take_the_plain_loop() -> None:
+def test_gated_gru_and_autocast_take_the_plain_loop() -> None:
     assert not BahdanauDecoder(9, 4, 4, gate=True).can_fuse("cpu")
-    assert not BahdanauDecoder(9, 4, 4, cell="lstm").can_fuse("cpu")
+    assert BahdanauDecoder(9, 4, 4, cell="lstm", gate=True).can_fuse("cpu")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not BahdanauDecoder(9, 4, 4).can_fuse("cpu")
 

@@ -32,6 +32,7 @@ from seq2seq.decoders.recurrent import RecurrentDecoder
 from seq2seq.modules.attention import AdditiveAttention
 from seq2seq.modules.cells import BahdanauGRUCell, ContextLSTMCell
 from seq2seq.modules.fused_attention_gru import attention_gru_loop
+from seq2seq.modules.fused_attention_lstm import AttentionLSTMLoop
 
 CELLS = {"gru": BahdanauGRUCell, "lstm": ContextLSTMCell}
 
@@ -58,10 +59,10 @@ class BahdanauDecoder(RecurrentDecoder):
         init_from_summary: ``s_0`` from the encoder summary (the papers: ``bwd_1`` for text,
             the mean annotation for images); False starts from zeros, so that everything
             the decoder learns of the input comes through its attention.
-        fused: run the teacher-forced loop of the GRU decoder without the gate as one
-            autograd function with a hand-written backward
-            (:mod:`seq2seq.modules.fused_attention_gru`, same results, faster); the LSTM,
-            the gate and autocast use the plain loop.
+        fused: run the teacher-forced loop as one autograd function with a hand-written
+            backward (:mod:`seq2seq.modules.fused_attention_gru`, or
+            :mod:`~seq2seq.modules.fused_attention_lstm` for the LSTM: same results,
+            faster); the GRU with the gate, and autocast, use the plain loop.
     """
 
     def __init__(
@@ -129,12 +130,10 @@ class BahdanauDecoder(RecurrentDecoder):
 
     def can_fuse(self, device_type: str) -> bool:
         """Whether :meth:`forward` takes the fused loop (see ``fused``)."""
-        return (
-            self.fused
-            and isinstance(self.cell, BahdanauGRUCell)
-            and self.gate is None
-            and not torch.is_autocast_enabled(device_type)
+        cell_fuses = isinstance(self.cell, ContextLSTMCell) or (
+            isinstance(self.cell, BahdanauGRUCell) and self.gate is None
         )
+        return self.fused and cell_fuses and not torch.is_autocast_enabled(device_type)
 
     def forward(
         self, prev_tokens: Tensor, enc: EncoderOutput, target_mask: Tensor | None = None
@@ -171,20 +170,42 @@ class BahdanauDecoder(RecurrentDecoder):
         self, embedded: Tensor, x: Tensor, enc: EncoderOutput, target_mask: Tensor | None
     ) -> DecoderOutput:
         """The plain loop of :meth:`forward` as one autograd function."""
-        s0 = self.initial_cell_state(enc.summary)["h"]
-        states, alphas = attention_gru_loop(
-            x,
-            s0,
-            self.attention.project_keys(enc.annotations),
-            self.context_proj(enc.annotations),
-            enc.mask,
-            self.attention.query.weight,
-            self.cell.recurrent_gates.weight,
-            self.cell.recurrent.weight,
-            self.attention.v.weight.reshape(-1),
-        )
+        init = self.initial_cell_state(enc.summary)
+        keys = self.attention.project_keys(enc.annotations)
+        values = self.context_proj(enc.annotations)
+        v = self.attention.v.weight.reshape(-1)
+        betas = None
+        if isinstance(self.cell, ContextLSTMCell):
+            gate = self.gate
+            states, alphas, betas = AttentionLSTMLoop.apply(
+                x,
+                init["h"],
+                init["memory"],
+                keys,
+                values,
+                enc.mask,
+                self.attention.query.weight,
+                self.cell.recurrent.weight,
+                v,
+                None if gate is None else gate.weight,
+                None if gate is None else gate.bias,
+            )
+        else:
+            states, alphas = attention_gru_loop(
+                x,
+                init["h"],
+                keys,
+                values,
+                enc.mask,
+                self.attention.query.weight,
+                self.cell.recurrent_gates.weight,
+                self.cell.recurrent.weight,
+                v,
+            )
         out_states = states[:, :-1] if self.output_from_previous else states[:, 1:]
         contexts = torch.bmm(alphas, enc.annotations)
+        if self.gate is not None:
+            contexts = contexts * betas
         return DecoderOutput(self.project(out_states, embedded, contexts, target_mask), alphas)
 
     def auxiliary_loss(

@@ -1,0 +1,180 @@
+"""Show, Attend and Tell's decoder loop (attention LSTM) as one autograd function.
+
+The LSTM counterpart of :mod:`seq2seq.modules.fused_attention_gru`, with the same devices:
+one product with the previous state per step for the query, the recurrent term and the
+gating scalar; the attention's ``σ(2(W_a h + U_a a_i))`` saved once and turned into its own
+gradient in place; weight gradients deferred to single products after the reversed loop.
+
+The recurrence for step ``t`` from ``(h, c)`` (Xu et al. 2015, Eq. 1-5 and Sec. 4.2.1):
+``α = softmax(v_a^T tanh(W_a h + U_a a_i))`` over the real cells, ``β = σ(f_β h + b_β)``
+(1 without the gate), ``k = β Σ_i α_i (C a_i)``, ``[i; f; o; g] = x_t + k + U h``,
+``c' = σ(f) c + σ(i) tanh(g)``, ``h' = σ(o) tanh(c')``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+
+class AttentionLSTMLoop(torch.autograd.Function):
+    """Whole-sequence attention LSTM recurrence (see the module docstring)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        mask: Tensor,
+        w_query: Tensor,
+        w_recurrent: Tensor,
+        v: Tensor,
+        w_gate: Tensor | None,
+        b_gate: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Args:
+            x: ``(B, T, 4H)`` input projections of every step (with the cell's biases).
+            h0, c0: ``(B, H)`` initial state and memory.
+            keys: ``(B, N, A)`` ``U_a a_i``; values: ``(B, N, 4H)`` ``C a_i``.
+            mask: ``(B, N)`` bool, True at real positions.
+            w_query: ``(A, H)``; w_recurrent: ``(4H, H)``; v: ``(A,)``.
+            w_gate, b_gate: ``(1, H)`` and ``(1,)`` of ``f_β``, or None without the gate.
+
+        Returns:
+            states ``(B, T+1, H)`` (``h_0 .. h_T``), attention ``(B, T, N)`` and the gating
+            scalars ``(B, T, 1)`` (ones without the gate).
+        """
+        batch, steps, four_h = x.shape
+        hidden = four_h // 4
+        attn_dim = keys.size(2)
+        gated = w_gate is not None
+        parts = [w_query, w_recurrent] + ([w_gate] if gated else [])
+        w_state = torch.cat(parts, dim=0)  # (A + 4H (+1), H)
+        states = x.new_empty(batch, steps + 1, hidden)
+        states[:, 0] = h0
+        memories = x.new_empty(batch, steps + 1, hidden)
+        memories[:, 0] = c0
+        alphas = x.new_empty(batch, steps, keys.size(1))
+        betas = x.new_ones(batch, steps, 1)
+        squashed = x.new_empty(steps, *keys.shape)  # σ(2(W_a h + U_a a_i)) of every step
+        gates = x.new_empty(batch, steps, 4 * hidden)  # σ(i), σ(f), σ(o), tanh(g)
+        read = x.new_empty(batch, steps, 4 * hidden)  # Σ α C a, before β
+        tanh_memory = x.new_empty(batch, steps, hidden)
+        v2 = 2 * v
+        blocked = ~mask
+        for t in range(steps):
+            h = states[:, t]
+            proj = h @ w_state.T
+            query, recurrent = proj[:, :attn_dim], proj[:, attn_dim : attn_dim + 4 * hidden]
+            # v^T tanh(p) = 2 v^T σ(2p) - Σv; the constant leaves the softmax unchanged.
+            sig = torch.add(keys, query.unsqueeze(1), out=squashed[t]).mul_(2).sigmoid_()
+            alpha = torch.softmax((sig @ v2).masked_fill_(blocked, float("-inf")), dim=1)
+            alphas[:, t] = alpha
+            k = torch.bmm(alpha.unsqueeze(1), values).squeeze(1)
+            read[:, t] = k
+            if gated:
+                beta = torch.sigmoid(proj[:, -1:] + b_gate)
+                betas[:, t] = beta
+                k = beta * k
+            pre = x[:, t] + k + recurrent
+            gate = gates[:, t]
+            torch.sigmoid(pre[:, : 3 * hidden], out=gate[:, : 3 * hidden])
+            torch.tanh(pre[:, 3 * hidden :], out=gate[:, 3 * hidden :])
+            i, f, o, g = gate.split(hidden, dim=1)
+            memory = torch.addcmul(i * g, f, memories[:, t])
+            memories[:, t + 1] = memory
+            tc = torch.tanh(memory, out=tanh_memory[:, t])
+            states[:, t + 1] = o * tc
+        ctx.save_for_backward(
+            states, memories, alphas, betas, squashed, gates, read, tanh_memory, values, w_state, v
+        )
+        ctx.attn_dim = attn_dim
+        ctx.gated = gated
+        return states, alphas, betas
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: Any, d_states: Tensor, d_alphas: Tensor, d_betas: Tensor
+    ) -> tuple[Tensor | None, ...]:
+        (
+            states,
+            memories,
+            alphas,
+            betas,
+            squashed,
+            gates,
+            read,
+            tanh_memory,
+            values,
+            w_state,
+            v,
+        ) = ctx.saved_tensors
+        attn_dim, gated = ctx.attn_dim, ctx.gated
+        batch, steps, _ = alphas.shape
+        hidden = states.size(2)
+        width = w_state.size(0)
+        d_x = states.new_empty(batch, steps, 4 * hidden)
+        d_read = states.new_empty(batch, steps, 4 * hidden)  # β dk: the gradient of Σ α C a
+        d_proj_all = states.new_zeros(batch, steps, width)
+        d_v = v.new_zeros(v.shape)
+        outer = torch.empty_like(squashed[0])
+        v4 = 4 * v
+        grad_h = d_states[:, steps].clone()
+        grad_c = torch.zeros_like(grad_h)
+        for t in range(steps - 1, -1, -1):
+            i, f, o, g = gates[:, t].split(hidden, dim=1)
+            tc = tanh_memory[:, t]
+            d_c = grad_c + grad_h * o * (1 - tc * tc)
+            d_pre = d_x[:, t]
+            torch.mul(d_c * g * i, 1 - i, out=d_pre[:, :hidden])
+            torch.mul(d_c * memories[:, t] * f, 1 - f, out=d_pre[:, hidden : 2 * hidden])
+            torch.mul(grad_h * tc * o, 1 - o, out=d_pre[:, 2 * hidden : 3 * hidden])
+            torch.mul(d_c * i, 1 - g * g, out=d_pre[:, 3 * hidden :])
+            grad_c = d_c * f
+            beta = betas[:, t]
+            d_k = torch.mul(d_pre, beta, out=d_read[:, t])
+            d_proj = d_proj_all[:, t]
+            if gated:
+                d_beta = (d_pre * read[:, t]).sum(dim=1, keepdim=True) + d_betas[:, t]
+                d_proj[:, -1:] = d_beta * beta * (1 - beta)
+            # dα as a row vector times the transposed values (fast on MKL, see the GRU loop).
+            d_alpha = torch.bmm(d_k.unsqueeze(1), values.transpose(1, 2)).squeeze(1)
+            d_alpha += d_alphas[:, t]
+            alpha = alphas[:, t]
+            d_energy = alpha * (d_alpha - (alpha * d_alpha).sum(dim=1, keepdim=True))
+            sig = squashed[t]
+            d_v.addmv_(sig.reshape(-1, attn_dim).T, d_energy.reshape(-1), alpha=2)
+            d_v -= d_energy.sum()
+            torch.ops.aten.sigmoid_backward.grad_input(
+                torch.mul(d_energy.unsqueeze(2), v4, out=outer), sig, grad_input=sig
+            )
+            torch.sum(sig, dim=1, out=d_proj[:, :attn_dim])
+            d_proj[:, attn_dim : attn_dim + 4 * hidden] = d_pre
+            grad_h = d_proj @ w_state + d_states[:, t]
+
+        prev = states[:, :steps].reshape(-1, hidden)
+        d_w_state = d_proj_all.reshape(-1, width).T @ prev
+        d_values = torch.bmm(alphas.transpose(1, 2), d_read)
+        d_keys = squashed.sum(dim=0)
+        d_w_gate = d_w_state[attn_dim + 4 * hidden :] if gated else None
+        d_b_gate = d_proj_all[..., -1].sum().reshape(1) if gated else None
+        return (
+            d_x,
+            grad_h,
+            grad_c,
+            d_keys,
+            d_values,
+            None,
+            d_w_state[:attn_dim],
+            d_w_state[attn_dim : attn_dim + 4 * hidden],
+            d_v,
+            d_w_gate,
+            d_b_gate,
+        )
