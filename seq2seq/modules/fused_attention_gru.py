@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from seq2seq.modules.attention_steps import attend, attend_backward
+
 
 class AttentionGRULoop(torch.autograd.Function):
     """Whole-sequence attention GRU recurrence (see the module docstring)."""
@@ -76,10 +78,7 @@ class AttentionGRULoop(torch.autograd.Function):
         for t in range(steps):
             s = states[:, t]
             query, recurrent = (s @ w_state.T).split((attn_dim, 2 * hidden), dim=1)
-            # v^T tanh(p) = 2 v^T σ(2p) - Σv, and the constant leaves the softmax unchanged.
-            sig = torch.add(keys, query.unsqueeze(1), out=squashed[t]).mul_(2).sigmoid_()
-            energies = (sig @ v2).masked_fill_(blocked, float("-inf"))
-            alpha = torch.softmax(energies, dim=1)
+            alpha = attend(keys, query, squashed[t], v2, blocked)
             alphas[:, t] = alpha
             xk = torch.baddbmm(x[:, t].unsqueeze(1), alpha.unsqueeze(1), values).squeeze(1)
             zr = torch.sigmoid_(xk[:, : 2 * hidden] + recurrent)
@@ -124,19 +123,10 @@ class AttentionGRULoop(torch.autograd.Function):
             # bmm(values, dk), an order of magnitude faster on MKL.
             d_alpha = torch.bmm(d_pre.unsqueeze(1), values.transpose(1, 2)).squeeze(1)
             d_alpha += d_alphas[:, t]
-            alpha = alphas[:, t]
-            d_energy = alpha * (d_alpha - (alpha * d_alpha).sum(dim=1, keepdim=True))
-            sig = squashed[t]
-            # dv = Σ dE tanh(p) = 2 Σ dE σ(2p) - Σ dE.
-            d_v.addmv_(sig.reshape(-1, attn_dim).T, d_energy.reshape(-1), alpha=2)
-            d_v -= d_energy.sum()
-            # The saved σ becomes dp = 4 σ (1 - σ) ⊙ (dE ⊗ v), in place: one pass of the
-            # sigmoid's own backward kernel.
-            torch.ops.aten.sigmoid_backward.grad_input(
-                torch.mul(d_energy.unsqueeze(2), v4, out=outer), sig, grad_input=sig
-            )
             d_proj = d_state_proj[:, t]
-            torch.sum(sig, dim=1, out=d_proj[:, :attn_dim])
+            attend_backward(
+                d_alpha, alphas[:, t], squashed[t], v4, outer, d_v, d_proj[:, :attn_dim]
+            )
             d_proj[:, attn_dim:] = d_pre[:, : 2 * hidden]
             d_s += d_proj @ w_state
             grad = d_s + d_states[:, t]

@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from seq2seq.modules.attention_steps import attend, attend_backward
+
 
 class AttentionLSTMLoop(torch.autograd.Function):
     """Whole-sequence attention LSTM recurrence (see the module docstring)."""
@@ -72,9 +74,7 @@ class AttentionLSTMLoop(torch.autograd.Function):
             h = states[:, t]
             proj = h @ w_state.T
             query, recurrent = proj[:, :attn_dim], proj[:, attn_dim : attn_dim + 4 * hidden]
-            # v^T tanh(p) = 2 v^T σ(2p) - Σv; the constant leaves the softmax unchanged.
-            sig = torch.add(keys, query.unsqueeze(1), out=squashed[t]).mul_(2).sigmoid_()
-            alpha = torch.softmax((sig @ v2).masked_fill_(blocked, float("-inf")), dim=1)
+            alpha = attend(keys, query, squashed[t], v2, blocked)
             alphas[:, t] = alpha
             k = torch.bmm(alpha.unsqueeze(1), values).squeeze(1)
             read[:, t] = k
@@ -147,15 +147,9 @@ class AttentionLSTMLoop(torch.autograd.Function):
             # dα as a row vector times the transposed values (fast on MKL, see the GRU loop).
             d_alpha = torch.bmm(d_k.unsqueeze(1), values.transpose(1, 2)).squeeze(1)
             d_alpha += d_alphas[:, t]
-            alpha = alphas[:, t]
-            d_energy = alpha * (d_alpha - (alpha * d_alpha).sum(dim=1, keepdim=True))
-            sig = squashed[t]
-            d_v.addmv_(sig.reshape(-1, attn_dim).T, d_energy.reshape(-1), alpha=2)
-            d_v -= d_energy.sum()
-            torch.ops.aten.sigmoid_backward.grad_input(
-                torch.mul(d_energy.unsqueeze(2), v4, out=outer), sig, grad_input=sig
+            attend_backward(
+                d_alpha, alphas[:, t], squashed[t], v4, outer, d_v, d_proj[:, :attn_dim]
             )
-            torch.sum(sig, dim=1, out=d_proj[:, :attn_dim])
             d_proj[:, attn_dim : attn_dim + 4 * hidden] = d_pre
             grad_h = d_proj @ w_state + d_states[:, t]
 
