@@ -31,7 +31,7 @@ from seq2seq.core import DecoderOutput, DecoderState, EncoderOutput, StepOutput
 from seq2seq.decoders.recurrent import RecurrentDecoder
 from seq2seq.modules.attention import AdditiveAttention
 from seq2seq.modules.cells import BahdanauGRUCell, ContextLSTMCell
-from seq2seq.modules.fused_attention_gru import attention_gru_loop
+from seq2seq.modules.fused_attention_gru import AttentionGRULoop
 from seq2seq.modules.fused_attention_lstm import AttentionLSTMLoop
 
 CELLS = {"gru": BahdanauGRUCell, "lstm": ContextLSTMCell}
@@ -191,7 +191,7 @@ class BahdanauDecoder(RecurrentDecoder):
                 None if gate is None else gate.bias,
             )
         else:
-            states, alphas = attention_gru_loop(
+            states, alphas = AttentionGRULoop.apply(
                 x,
                 init["h"],
                 keys,

@@ -148,18 +148,3 @@ class AttentionGRULoop(torch.autograd.Function):
             d_w_candidate,
             d_v.reshape(v.shape),
         )
-
-
-def attention_gru_loop(
-    x: Tensor,
-    s0: Tensor,
-    keys: Tensor,
-    values: Tensor,
-    mask: Tensor,
-    w_query: Tensor,
-    w_gates: Tensor,
-    w_candidate: Tensor,
-    v: Tensor,
-) -> tuple[Tensor, Tensor]:
-    """States ``(B, T+1, H)`` and attention ``(B, T, N)``; see :class:`AttentionGRULoop`."""
-    return AttentionGRULoop.apply(x, s0, keys, values, mask, w_query, w_gates, w_candidate, v)
