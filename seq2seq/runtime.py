@@ -7,7 +7,8 @@ activations saved for the backward pass), and each fresh mapping is paid for aga
 faults as it is first written: on the Bible-size model that was a tenth of the step. Keeping
 freed memory in the heap instead (as jemalloc or tcmalloc would, without preloading one)
 lets the next step reuse it already mapped. The price is that the process's resident memory
-stays at its peak rather than shrinking between steps.
+stays at its peak rather than shrinking between steps; ``SEQ2SEQ_KEEP_FREED_MEMORY=0`` in the
+environment leaves the allocator as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import sys
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,10 @@ def keep_freed_memory() -> bool:
     """Have glibc serve every allocation from its heap and never give freed memory back.
 
     Returns True when the settings were applied (Linux with glibc), False elsewhere (macOS,
-    Windows, musl), where it does nothing.
+    Windows, musl) and when ``SEQ2SEQ_KEEP_FREED_MEMORY=0``, where it does nothing.
     """
+    if os.environ.get("SEQ2SEQ_KEEP_FREED_MEMORY", "1") == "0":
+        return False
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -102,3 +102,8 @@ def test_freed_memory_is_kept_for_reuse() -> None:
     assert keep_freed_memory()
     # Still a working allocator afterwards: a large block is served and freed.
     assert torch.ones(2**24).sum().item() == 2**24
+
+
+def test_freed_memory_setting_can_be_turned_off(monkeypatch) -> None:
+    monkeypatch.setenv("SEQ2SEQ_KEEP_FREED_MEMORY", "0")
+    assert not keep_freed_memory()
