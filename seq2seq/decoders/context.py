@@ -26,6 +26,7 @@ from seq2seq.core import DecoderOutput, DecoderState, EncoderOutput, StepOutput
 from seq2seq.decoders.recurrent import RecurrentDecoder
 from seq2seq.modules.cells import ChoGRUCell, ContextLSTMCell
 from seq2seq.modules.fused_gru import GRULayerLoop
+from seq2seq.modules.fused_lstm import LSTMLoop
 
 CELLS = {"gru": ChoGRUCell, "lstm": ContextLSTMCell}
 CONTEXT_AT = ("every_step", "start")
@@ -51,9 +52,9 @@ class ContextDecoder(RecurrentDecoder):
         maxout_pool: pieces per maxout unit; 1 gives a linear output layer (NIC's
             ``softmax(W h_t)`` behind one hidden layer).
         forget_bias: added to an LSTM's forget-gate bias after initialisation.
-        fused: run the teacher-forced GRU loop as the fused GRU layer of
-            :mod:`seq2seq.modules.fused_gru` (same results, faster on the CPU); the LSTM
-            and autocast use the plain loop.
+        fused: run the teacher-forced loop as one autograd function
+            (:mod:`seq2seq.modules.fused_gru` for the GRU, :mod:`~seq2seq.modules.fused_lstm`
+            for the LSTM: same results, faster on the CPU); autocast uses the plain loop.
     """
 
     def __init__(
@@ -117,19 +118,20 @@ class ContextDecoder(RecurrentDecoder):
 
     def can_fuse(self, device_type: str) -> bool:
         """Whether :meth:`forward` takes the fused GRU loop (see ``fused``)."""
-        return (
-            self.fused
-            and isinstance(self.cell, ChoGRUCell)
-            and not torch.is_autocast_enabled(device_type)
-        )
+        return self.fused and not torch.is_autocast_enabled(device_type)
 
     def _states_fused(self, x: Tensor, state: DecoderState) -> Tensor:
-        """``h'_1 .. h'_T`` ``(B, T, H)`` from the input projections ``x`` ``(B, T, 3H)``.
+        """``h'_1 .. h'_T`` ``(B, T, H)`` from the input projections ``x`` ``(B, T, G*H)``.
+
+        The LSTM adds its constant context term to every step's input projection.
 
         Cho's cell is PyTorch's GRU with the context term ``C c`` where PyTorch has its
         recurrent biases (``C_h c`` inside the reset product, as ``b_hn`` is) and the
         gates in the order ``z, r, h`` rather than ``r, z, n``.
         """
+        if isinstance(self.cell, ContextLSTMCell):
+            gi = x + state["context_keys"].unsqueeze(1)
+            return LSTMLoop.apply(gi, state["h"], state["memory"], self.cell.recurrent.weight)
         hidden = self.hidden_dim
         order = torch.cat(
             [
