@@ -28,7 +28,7 @@ from seq2seq.data.captions import (
 )
 from seq2seq.data.feature_cache import cache_key, compute_features, encoder_settings, load_features
 from seq2seq.data.images import ImageError
-from seq2seq.data.loader import ResumableDataLoader
+from seq2seq.data.loader import batch_loader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.scenes import JSON_NAME, ScenesConfig, true_captions, write_scenes
 from seq2seq.data.tokenizer import SentencePieceTokenizer, Tokenizer, WordTokenizer
@@ -330,15 +330,8 @@ class CaptionDataModule(pl.LightningDataModule):
         sampler = BucketBatchSampler(
             dataset.lengths, batch_size=size, shuffle=shuffle, seed=self.seed
         )
-        # The training loader's position goes into checkpoints, for a mid-epoch resume.
-        loader = ResumableDataLoader if shuffle else DataLoader
-        return loader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=_Collate(dataset.source.is_features),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        collate_fn = _Collate(dataset.source.is_features)
+        return batch_loader(dataset, sampler, collate_fn, self.num_workers, train=shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from seq2seq.data.corpus import Corpus, CorpusError, read_parallel, read_tsv
 from seq2seq.data.dataset import TranslationDataset, collate
-from seq2seq.data.loader import ResumableDataLoader
+from seq2seq.data.loader import batch_loader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.synthetic import SyntheticConfig, write_synthetic_corpus
 from seq2seq.data.tokenizer import Tokenizer, build_tokenizers
@@ -188,15 +188,7 @@ class TranslationDataModule(pl.LightningDataModule):
         else:
             sizing = {"max_tokens": self.eval_max_tokens, "batch_size": None, "sort_groups": None}
         sampler = BucketBatchSampler(dataset.lengths, shuffle=shuffle, seed=self.seed, **sizing)
-        # The training loader's position goes into checkpoints, for a mid-epoch resume.
-        loader = ResumableDataLoader if shuffle else DataLoader
-        return loader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        return batch_loader(dataset, sampler, collate, self.num_workers, train=shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

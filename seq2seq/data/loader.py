@@ -9,7 +9,7 @@ skipped, and the run ends at the same global step as one never interrupted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from torch.utils.data import DataLoader
@@ -55,3 +55,22 @@ class ResumableDataLoader(DataLoader):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The next iteration continues the saved epoch after its delivered batches."""
         self.batch_sampler.load_state_dict(state)
+
+
+def batch_loader(
+    dataset: Any,
+    sampler: BucketBatchSampler,
+    collate_fn: Callable[[list[Any]], Any],
+    num_workers: int,
+    train: bool,
+) -> DataLoader:
+    """The DataLoader of a split: for training a :class:`ResumableDataLoader`, whose position
+    goes into checkpoints for a mid-epoch resume; a plain one for evaluation."""
+    loader = ResumableDataLoader if train else DataLoader
+    return loader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )

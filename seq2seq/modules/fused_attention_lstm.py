@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from seq2seq.modules.attention_steps import attend, attend_backward
+from seq2seq.modules.fused_lstm import lstm_step, lstm_step_backward
 
 
 class AttentionLSTMLoop(torch.autograd.Function):
@@ -82,15 +83,9 @@ class AttentionLSTMLoop(torch.autograd.Function):
                 beta = torch.sigmoid(proj[:, -1:] + b_gate)
                 betas[:, t] = beta
                 k = beta * k
-            pre = x[:, t] + k + recurrent
-            gate = gates[:, t]
-            torch.sigmoid(pre[:, : 3 * hidden], out=gate[:, : 3 * hidden])
-            torch.tanh(pre[:, 3 * hidden :], out=gate[:, 3 * hidden :])
-            i, f, o, g = gate.split(hidden, dim=1)
-            memory = torch.addcmul(i * g, f, memories[:, t])
-            memories[:, t + 1] = memory
-            tc = torch.tanh(memory, out=tanh_memory[:, t])
-            states[:, t + 1] = o * tc
+            states[:, t + 1], memories[:, t + 1] = lstm_step(
+                x[:, t] + k + recurrent, gates[:, t], memories[:, t], tanh_memory[:, t]
+            )
         ctx.save_for_backward(
             states, memories, alphas, betas, squashed, gates, read, tanh_memory, values, w_state, v
         )
@@ -129,15 +124,10 @@ class AttentionLSTMLoop(torch.autograd.Function):
         grad_h = d_states[:, steps].clone()
         grad_c = torch.zeros_like(grad_h)
         for t in range(steps - 1, -1, -1):
-            i, f, o, g = gates[:, t].split(hidden, dim=1)
-            tc = tanh_memory[:, t]
-            d_c = grad_c + grad_h * o * (1 - tc * tc)
             d_pre = d_x[:, t]
-            torch.mul(d_c * g * i, 1 - i, out=d_pre[:, :hidden])
-            torch.mul(d_c * memories[:, t] * f, 1 - f, out=d_pre[:, hidden : 2 * hidden])
-            torch.mul(grad_h * tc * o, 1 - o, out=d_pre[:, 2 * hidden : 3 * hidden])
-            torch.mul(d_c * i, 1 - g * g, out=d_pre[:, 3 * hidden :])
-            grad_c = d_c * f
+            grad_c = lstm_step_backward(
+                grad_h, grad_c, gates[:, t], tanh_memory[:, t], memories[:, t], d_pre
+            )
             beta = betas[:, t]
             d_k = torch.mul(d_pre, beta, out=d_read[:, t])
             d_proj = d_proj_all[:, t]

@@ -19,6 +19,40 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 
+def lstm_step(pre: Tensor, gate: Tensor, memory: Tensor, tanh_out: Tensor) -> tuple[Tensor, Tensor]:
+    """One LSTM step from its pre-activations ``pre`` ``(B, 4H)`` and memory ``(B, H)``.
+
+    Writes ``σ(i), σ(f), σ(o), tanh(g)`` into ``gate`` ``(B, 4H)`` and ``tanh(c')`` into
+    ``tanh_out`` ``(B, H)``, both kept for :func:`lstm_step_backward`; returns ``h'`` and
+    ``c'``.
+    """
+    hidden = memory.size(1)
+    torch.sigmoid(pre[:, : 3 * hidden], out=gate[:, : 3 * hidden])
+    torch.tanh(pre[:, 3 * hidden :], out=gate[:, 3 * hidden :])
+    i, f, o, g = gate.split(hidden, dim=1)
+    new_memory = torch.addcmul(i * g, f, memory)
+    return o * torch.tanh(new_memory, out=tanh_out), new_memory
+
+
+def lstm_step_backward(
+    d_h: Tensor, d_memory: Tensor, gate: Tensor, tanh_memory: Tensor, memory: Tensor,
+    d_pre: Tensor,
+) -> Tensor:  # fmt: skip
+    """Back through one :func:`lstm_step` given ``dL/dh'`` and ``dL/dc'`` from later steps.
+
+    Writes the gradient of the pre-activations into ``d_pre`` ``(B, 4H)`` and returns that of
+    the memory the step started from.
+    """
+    hidden = memory.size(1)
+    i, f, o, g = gate.split(hidden, dim=1)
+    d_c = d_memory + d_h * o * (1 - tanh_memory * tanh_memory)
+    torch.mul(d_c * g * i, 1 - i, out=d_pre[:, :hidden])
+    torch.mul(d_c * memory * f, 1 - f, out=d_pre[:, hidden : 2 * hidden])
+    torch.mul(d_h * tanh_memory * o, 1 - o, out=d_pre[:, 2 * hidden : 3 * hidden])
+    torch.mul(d_c * i, 1 - g * g, out=d_pre[:, 3 * hidden :])
+    return d_c * f
+
+
 class LSTMLoop(torch.autograd.Function):
     """Whole-sequence LSTM recurrence (see the module docstring)."""
 
@@ -42,13 +76,9 @@ class LSTMLoop(torch.autograd.Function):
         tanh_memory = x.new_empty(batch, steps, hidden)
         for t in range(steps):
             pre = torch.addmm(x[:, t], states[:, t], w_hh.T)
-            gate = gates[:, t]
-            torch.sigmoid(pre[:, : 3 * hidden], out=gate[:, : 3 * hidden])
-            torch.tanh(pre[:, 3 * hidden :], out=gate[:, 3 * hidden :])
-            i, f, o, g = gate.split(hidden, dim=1)
-            memory = torch.addcmul(i * g, f, memories[:, t])
-            memories[:, t + 1] = memory
-            states[:, t + 1] = o * torch.tanh(memory, out=tanh_memory[:, t])
+            states[:, t + 1], memories[:, t + 1] = lstm_step(
+                pre, gates[:, t], memories[:, t], tanh_memory[:, t]
+            )
         ctx.save_for_backward(states, memories, gates, tanh_memory, w_hh)
         return states[:, 1:]
 
@@ -62,16 +92,10 @@ class LSTMLoop(torch.autograd.Function):
         grad_h = torch.zeros_like(states[:, 0])  # dL/dh_{t+1} from later steps
         grad_c = torch.zeros_like(grad_h)
         for t in range(steps - 1, -1, -1):
-            i, f, o, g = gates[:, t].split(hidden, dim=1)
-            tc = tanh_memory[:, t]
-            d_h = grad_h + d_out[:, t]
-            d_c = grad_c + d_h * o * (1 - tc * tc)
             d_pre = d_x[:, t]
-            torch.mul(d_c * g * i, 1 - i, out=d_pre[:, :hidden])
-            torch.mul(d_c * memories[:, t] * f, 1 - f, out=d_pre[:, hidden : 2 * hidden])
-            torch.mul(d_h * tc * o, 1 - o, out=d_pre[:, 2 * hidden : 3 * hidden])
-            torch.mul(d_c * i, 1 - g * g, out=d_pre[:, 3 * hidden :])
-            grad_c = d_c * f
+            grad_c = lstm_step_backward(
+                grad_h + d_out[:, t], grad_c, gates[:, t], tanh_memory[:, t], memories[:, t], d_pre
+            )
             grad_h = d_pre @ w_hh
         prev = states[:, :steps].reshape(-1, hidden)
         d_w_hh = d_x.reshape(-1, four_h).T @ prev
