@@ -1,10 +1,11 @@
 """What each fast path gives: ``python -m seq2seq.bench.ablation [--model bible_bahdanau]``.
 
-Trains the benchmark model on the same batches with the fast paths switched on one after
-another, alternating the variants batch by batch so that all of them see the machine in the
-same state, and prints the median target tokens per second of each and its ratio to the
-plain PyTorch path. (The allocator setting of :mod:`seq2seq.runtime` is process-wide and
-cannot be switched back: run with ``--no-keep-freed-memory`` for the figure without it.)
+Trains a benchmark model (translation, or captioning from cached features) on the same
+batches with the fast paths switched on one after another, alternating the variants batch
+by batch so that all of them see the machine in the same state, and prints the median target
+tokens per second of each and its ratio to the plain PyTorch path. (The allocator setting of
+:mod:`seq2seq.runtime` is process-wide and cannot be switched back: run with
+``--no-keep-freed-memory`` for the figures without it.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ import torch
 from torch import Tensor
 
 from seq2seq.bench.measure import make_step
-from seq2seq.bench.workloads import WORKLOADS, build_module, compose_config, translation_batches
+from seq2seq.bench.workloads import (
+    WORKLOADS,
+    build_module,
+    caption_batches,
+    compose_config,
+    translation_batches,
+)
 from seq2seq.core import DecoderOutput, EncoderOutput
 from seq2seq.lit.base import Seq2SeqModule
 from seq2seq.runtime import keep_freed_memory
@@ -33,6 +40,13 @@ VARIANTS: dict[str, tuple[bool, bool, bool]] = {
     "+ fused decoder loop": (True, True, False),
     "+ output layer at real target positions only (default)": (True, True, True),
 }
+#: From cached CNN features there is no recurrent encoder to switch.
+CAPTION_VARIANTS: dict[str, tuple[bool, bool, bool]] = {
+    "plain PyTorch (autograd loop, full logits)": (False, False, False),
+    "+ fused decoder loop": (False, True, False),
+    "+ output layer at real target positions only (default)": (False, True, True),
+}
+ABLATION_MODELS = ("bible_bahdanau", "bible_cho", "coco_sat_features", "coco_nic_features")
 
 
 @contextmanager
@@ -41,7 +55,9 @@ def variant(
 ) -> Iterator[None]:
     """The module with the given fast paths on (restored afterwards)."""
     model = module.model
-    model.encoder.fused = fused_encoder
+    has_fused_encoder = hasattr(model.encoder, "fused")  # not the CNN
+    if has_fused_encoder:
+        model.encoder.fused = fused_encoder
     model.decoder.fused = fused_decoder
     forward = model.decoder.forward
     if not at_targets:
@@ -58,7 +74,9 @@ def variant(
         yield
     finally:
         model.decoder.forward = forward  # type: ignore[method-assign]
-        model.encoder.fused = model.decoder.fused = True
+        model.decoder.fused = True
+        if has_fused_encoder:
+            model.encoder.fused = True
 
 
 def run(model_name: str, steps: int) -> dict[str, float]:
@@ -67,13 +85,18 @@ def run(model_name: str, steps: int) -> dict[str, float]:
     cfg = compose_config(workload.overrides)
     torch.manual_seed(0)
     module = build_module(workload, cfg).train()
-    batches = translation_batches(workload, cfg, steps + 1)
+    if workload.task == "captioning":
+        batches = caption_batches(workload, cfg, module, steps + 1)
+        variants = CAPTION_VARIANTS
+    else:
+        batches = translation_batches(workload, cfg, steps + 1)
+        variants = VARIANTS
     step: Callable[[Any], int] = make_step(
         module, cfg.trainer.get("gradient_clip_val"), "32", torch.device("cpu")
     )
-    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    rates: dict[str, list[float]] = {name: [] for name in variants}
     for i, batch in enumerate(batches):
-        for name, flags in VARIANTS.items():
+        for name, flags in variants.items():
             with variant(module, *flags):
                 start = time.perf_counter()
                 tokens = step(batch)
@@ -84,9 +107,7 @@ def run(model_name: str, steps: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m seq2seq.bench.ablation")
-    parser.add_argument(
-        "--model", default="bible_bahdanau", choices=["bible_bahdanau", "bible_cho"]
-    )
+    parser.add_argument("--model", default="bible_bahdanau", choices=ABLATION_MODELS)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-keep-freed-memory", action="store_true")
     args = parser.parse_args(argv)

@@ -112,7 +112,7 @@ def flops_per_token(module: Seq2SeqModule, batch: Any, clip: float | None) -> fl
     opaque kernel the counter cannot see into, where on the CPU it runs as matrix products.
     """
     cpu = copy.deepcopy(module).cpu().train()
-    batch = _to(batch, torch.device("cpu"))
+    batch = to_device(batch, torch.device("cpu"))
     with FlopCounterMode(display=False) as counter:
         total, tokens = cpu.loss(batch)
         (total / tokens.clamp(min=1)).backward()
@@ -162,9 +162,6 @@ def time_decoding(
     }
 
 
-def _to(batch: Any, device: torch.device) -> Any:
+def to_device(batch: Any, device: torch.device) -> Any:
     """A batch (a named tuple of tensors and flags) on ``device``."""
     return type(batch)(*(v.to(device) if torch.is_tensor(v) else v for v in batch))
-
-
-to_device = _to

@@ -39,6 +39,7 @@ class Workload:
         max_len: longest sentence or caption.
         features: captioning from cached CNN features rather than pixels.
         gpu_only: left out of the default run on a CPU (too slow to be worth waiting for).
+        named_only: run only when named (``--models``), e.g. for the ablation.
     """
 
     name: str
@@ -50,6 +51,7 @@ class Workload:
     src_vocab: int = 0
     features: bool = False
     gpu_only: bool = False
+    named_only: bool = False
     description: str = field(default="", compare=False)
 
 
@@ -83,6 +85,15 @@ WORKLOADS: dict[str, Workload] = {
             "captioning",
             features=True,
             description="Show, Attend and Tell on cached VGG-19 14x14x512 features",
+            **COCO,
+        ),
+        Workload(
+            "coco_nic_features",
+            ("experiment=coco_nic", *NO_DOWNLOAD),
+            "captioning",
+            features=True,
+            named_only=True,
+            description="Show and Tell (LSTM decoder, no attention) on cached CNN features",
             **COCO,
         ),
         Workload(
