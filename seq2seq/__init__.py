@@ -15,11 +15,11 @@ __all__ = ["Captioner", "Translator", "load_checkpoint", "__version__"]
 def __getattr__(name: str) -> Any:
     # Imported lazily so that `import seq2seq.core` does not pull in Lightning and Hydra.
     if name == "Translator":
-        from seq2seq.api import Translator
+        from seq2seq.translation.translator import Translator
 
         return Translator
     if name == "Captioner":
-        from seq2seq.captioner import Captioner
+        from seq2seq.captioning.captioner import Captioner
 
         return Captioner
     if name == "load_checkpoint":

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from seq2seq.core import Decoder, DecoderOutput, Encoder, EncoderOutput
-from seq2seq.modules.init import initialise
+from seq2seq.models.modules.init import initialise
 
 #: Only classes of this package may be named by a config, so that a config read back from a
 #: checkpoint cannot make ``instantiate`` call arbitrary code.

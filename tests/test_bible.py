@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.data import bible
-from seq2seq.data.bible import align, clean_osis, prepare, split_of
+from seq2seq.datasets import bible
+from seq2seq.datasets.bible import align, clean_osis, prepare, split_of
 
 WEB_GEN_1_1 = (
     '<w lemma="strong:H0430">In</w> <w lemma="strong:H0853">the</w> '

@@ -1,5 +1,5 @@
 """Train tiny captioners (Show-Attend-Tell and NIC) once, then use them through the Python
-API (:class:`seq2seq.captioner.Captioner`) and the ``seq2seq-caption`` command line."""
+API (:class:`seq2seq.captioning.captioner.Captioner`) and the ``seq2seq-caption`` command line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from seq2seq.captioner import Captioner
+from seq2seq.captioning.captioner import Captioner
 from seq2seq.cli import caption as caption_cli
 from seq2seq.cli.train import train
 from tests.conftest import compose_config

@@ -1,4 +1,4 @@
-"""Tests for caption annotation readers and image loading (seq2seq.data.captions / images)."""
+"""Tests for caption annotation readers and image loading."""
 
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from seq2seq.data.captions import (
+from seq2seq.captioning.annotations.karpathy import read_karpathy
+from seq2seq.captioning.annotations.reader import read_annotations
+from seq2seq.captioning.annotations.records import (
     AnnotationError,
     ImageRecord,
-    check_images,
     normalise_caption,
-    read_annotations,
-    read_karpathy,
-    read_table,
     split_records,
 )
-from seq2seq.data.images import ImageError, load_image
+from seq2seq.captioning.annotations.tables import read_table
+from seq2seq.captioning.images import ImageError, check_images, load_image
 
 # --- helpers --------------------------------------------------------------------------------
 
@@ -106,7 +105,7 @@ def test_karpathy_paths_captions_restval_and_objects(tmp_path: Path) -> None:
 
 
 def test_karpathy_reads_scenes_json(tmp_path: Path) -> None:
-    from seq2seq.data.scenes import ScenesConfig, write_scenes
+    from seq2seq.datasets.scenes import ScenesConfig, write_scenes
 
     json_path = write_scenes(tmp_path, ScenesConfig(n_train=3, n_val=1, n_test=1))
     records = read_annotations(json_path, tmp_path)

@@ -9,15 +9,15 @@ import shutil
 import pytest
 import torch
 
-import seq2seq.caption_metrics as cm
-from seq2seq.attention_score import (
+import seq2seq.captioning.metrics as cm
+from seq2seq.captioning.attention_correctness import (
     attention_correctness,
     attention_in_box,
     box_cell_coverage,
     word_grounding,
 )
-from seq2seq.caption_metrics import CAPTION_METRICS, caption_scores
-from seq2seq.caption_plots import plot_caption_attention
+from seq2seq.captioning.metrics import CAPTION_METRICS, caption_scores
+from seq2seq.captioning.plots import plot_caption_attention
 
 # ---------------------------------------------------------------- BLEU and CIDEr-D
 

@@ -9,27 +9,27 @@ import numpy as np
 import pytest
 import torch
 
+from seq2seq.captioning.annotations.records import ImageRecord
+from seq2seq.captioning.datamodule import CaptionDataModule
+from seq2seq.captioning.dataset import CaptionDataset, ImageSource, collate_captions
+from seq2seq.captioning.feature_cache import cache_key, compute_features, load_features
+from seq2seq.captioning.images import load_image
+from seq2seq.captioning.module import CaptioningModule
 from seq2seq.core import EncoderOutput
-from seq2seq.data.caption_datamodule import CaptionDataModule
-from seq2seq.data.caption_dataset import CaptionDataset, ImageSource, collate_captions
-from seq2seq.data.captions import ImageRecord
-from seq2seq.data.feature_cache import cache_key, compute_features, load_features
-from seq2seq.data.images import load_image
 from seq2seq.data.tokenizer import BOS, EOS, PAD, WordTokenizer
-from seq2seq.decoders.context import ContextDecoder
-from seq2seq.encoders.cnn import CNNEncoder
-from seq2seq.lit.captioning import CaptioningModule
+from seq2seq.models.decoders.context import ContextDecoder
+from seq2seq.models.encoders.cnn import CNNEncoder
 
 SCENES = {"n_train": 12, "n_val": 4, "n_test": 4, "image_size": 48, "captions_per_image": 3}
 MODEL = {
     "encoder": {
-        "_target_": "seq2seq.encoders.cnn.CNNEncoder",
+        "_target_": "seq2seq.models.encoders.cnn.CNNEncoder",
         "_partial_": True,
         "backbone": "resnet18",
         "project_dim": 8,
     },
     "decoder": {
-        "_target_": "seq2seq.decoders.bahdanau.BahdanauDecoder",
+        "_target_": "seq2seq.models.decoders.bahdanau.BahdanauDecoder",
         "_partial_": True,
         "embed_dim": 8,
         "hidden_dim": 8,
@@ -100,7 +100,7 @@ def test_image_grouped_batches_repeat_the_encoder_output(tmp_path: Path) -> None
 
 
 def test_feature_cache_matches_the_backbone(tmp_path: Path) -> None:
-    from seq2seq.encoders.cnn import input_transform
+    from seq2seq.models.encoders.image_input import input_transform
 
     torch.manual_seed(0)
     encoder = CNNEncoder("resnet18", freeze=True)
@@ -193,14 +193,14 @@ def test_backbone_gets_its_own_learning_rate_and_finetune_stage() -> None:
     with pytest.raises(ValueError, match="finetune.blocks"):
         CaptioningModule(cfg, tokenizer, partial(torch.optim.Adam, lr=0.01),
                          finetune_epoch=1, finetune_blocks=0)  # fmt: skip
-    text = {**MODEL, "encoder": {"_target_": "seq2seq.encoders.rnn.BiGRUEncoder",
+    text = {**MODEL, "encoder": {"_target_": "seq2seq.models.encoders.rnn.BiGRUEncoder",
                                  "_partial_": True, "embed_dim": 4, "hidden_dim": 4}}  # fmt: skip
     with pytest.raises(ValueError, match="CNNEncoder"):
         CaptioningModule(text, tokenizer, torch.optim.Adam)
 
 
 def test_attention_decoder_can_start_from_zeros() -> None:
-    from seq2seq.decoders.bahdanau import BahdanauDecoder
+    from seq2seq.models.decoders.bahdanau import BahdanauDecoder
 
     decoder = BahdanauDecoder(9, 4, 4, embed_dim=3, hidden_dim=5, attention_dim=3, maxout_dim=2,
                               cell="lstm", init_from_summary=False)  # fmt: skip
@@ -215,7 +215,7 @@ def test_attention_decoder_can_start_from_zeros() -> None:
 def test_forget_bias_survives_initialisation(scheme: str) -> None:
     from seq2seq.model import build_model
 
-    decoder = {**MODEL["decoder"], "_target_": "seq2seq.decoders.context.ContextDecoder",
+    decoder = {**MODEL["decoder"], "_target_": "seq2seq.models.decoders.context.ContextDecoder",
                "forget_bias": 1.0}  # fmt: skip
     for key in ("attention_dim", "gate", "output_from", "doubly_stochastic"):
         decoder.pop(key)

@@ -14,7 +14,9 @@ import torchvision
 from PIL import Image
 from torch import nn
 
-from seq2seq.encoders.cnn import CNNEncoder, WeightsUnavailableError, image_transform
+from seq2seq.models.encoders.backbones import WeightsUnavailableError
+from seq2seq.models.encoders.cnn import CNNEncoder
+from seq2seq.models.encoders.image_input import image_transform
 
 
 @pytest.fixture(autouse=True)

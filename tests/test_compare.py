@@ -17,12 +17,12 @@ import torch
 from omegaconf import open_dict
 from PIL import Image
 
-from seq2seq.api import Translator
 from seq2seq.cli import compare
 from seq2seq.cli.train import train
-from seq2seq.metrics import BucketScore, bleu_by_source_length
-from seq2seq.plots import plot_alignment, plot_bleu_by_length
 from seq2seq.search.decode import DecodeConfig
+from seq2seq.translation.metrics import BucketScore, bleu_by_source_length
+from seq2seq.translation.plots import plot_alignment, plot_bleu_by_length
+from seq2seq.translation.translator import Translator
 from tests.conftest import compose_config
 
 EDGES = (0, 10, 20, 30)

@@ -11,13 +11,13 @@ from seq2seq.model import EncoderDecoder, build_model
 
 ENCODERS = {
     "bigru": {
-        "_target_": "seq2seq.encoders.rnn.BiGRUEncoder",
+        "_target_": "seq2seq.models.encoders.rnn.BiGRUEncoder",
         "_partial_": True,
         "embed_dim": 7,
         "hidden_dim": 5,
     },
     "gru": {
-        "_target_": "seq2seq.encoders.rnn.GRUEncoder",
+        "_target_": "seq2seq.models.encoders.rnn.GRUEncoder",
         "_partial_": True,
         "embed_dim": 7,
         "hidden_dim": 6,
@@ -25,7 +25,7 @@ ENCODERS = {
 }
 DECODERS = {
     "bahdanau": {
-        "_target_": "seq2seq.decoders.bahdanau.BahdanauDecoder",
+        "_target_": "seq2seq.models.decoders.bahdanau.BahdanauDecoder",
         "_partial_": True,
         "embed_dim": 6,
         "hidden_dim": 6,
@@ -34,7 +34,7 @@ DECODERS = {
     },
     # Show-Attend-Tell's options on the attention decoder.
     "sat": {
-        "_target_": "seq2seq.decoders.bahdanau.BahdanauDecoder",
+        "_target_": "seq2seq.models.decoders.bahdanau.BahdanauDecoder",
         "_partial_": True,
         "embed_dim": 6,
         "hidden_dim": 6,
@@ -46,7 +46,7 @@ DECODERS = {
         "doubly_stochastic": 1.0,
     },
     "cho": {
-        "_target_": "seq2seq.decoders.context.ContextDecoder",
+        "_target_": "seq2seq.models.decoders.context.ContextDecoder",
         "_partial_": True,
         "embed_dim": 6,
         "hidden_dim": 6,
@@ -54,7 +54,7 @@ DECODERS = {
     },
     # Show-and-Tell as Vinyals et al. feed it: the image (here the summary) once, at the start.
     "nic": {
-        "_target_": "seq2seq.decoders.context.ContextDecoder",
+        "_target_": "seq2seq.models.decoders.context.ContextDecoder",
         "_partial_": True,
         "embed_dim": 6,
         "hidden_dim": 6,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.data.corpus import Corpus, CorpusError, read_parallel, read_tsv
+from seq2seq.translation.corpus import Corpus, CorpusError, read_parallel, read_tsv
 
 
 def write(path: Path, data: bytes) -> Path:

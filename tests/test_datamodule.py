@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.data.corpus import CorpusError
-from seq2seq.data.datamodule import TranslationDataModule
+from seq2seq.translation.corpus import CorpusError
+from seq2seq.translation.datamodule import TranslationDataModule
 
 
 def write(folder: Path, name: str, lines: list[str]) -> None:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from seq2seq.data.dataset import Batch, Example, TranslationDataset, collate
 from seq2seq.data.tokenizer import BOS, EOS, PAD, UNK, WordTokenizer
+from seq2seq.translation.dataset import Batch, Example, TranslationDataset, collate
 
 SRC = ["a b c", "a", "b c d e f", "c b", "d d d d"]
 TGT = ["x y", "y z w", "x", "z z z z z z", "w"]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.api import Translator
-from seq2seq.metrics import corpus_scores
+from seq2seq.translation.metrics import corpus_scores
+from seq2seq.translation.translator import Translator
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Tests for the emoji captioning data set (seq2seq.data.emoji)."""
+"""Tests for the emoji captioning data set (seq2seq.datasets.emoji)."""
 
 from __future__ import annotations
 
@@ -11,26 +11,28 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops
 
-from seq2seq.data.emoji import (
+from seq2seq.datasets.emoji import (
     CLDR_DIRS,
     EMOJI_TEST_PATH,
     FONT_PATH,
     JSON_NAME,
     SPLITS,
     STAMP_NAME,
-    CldrAnnotation,
-    EmojiEntry,
     assign_split,
-    caption_tokens,
-    cldr_key,
     load_font,
     main,
+    render_emoji,
+    write_emoji_dataset,
+)
+from seq2seq.datasets.emoji_names import (
+    CldrAnnotation,
+    EmojiEntry,
+    caption_tokens,
+    cldr_key,
     parse_cldr_annotations,
     parse_emoji_test,
     references,
-    render_emoji,
     split_key,
-    write_emoji_dataset,
 )
 
 HAVE_DEBIAN_FILES = (

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq.api import Translator
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli import evaluate as evaluate_cli
 from seq2seq.cli import translate as translate_cli
 from seq2seq.cli.train import train
-from seq2seq.metrics import corpus_scores
+from seq2seq.translation.metrics import corpus_scores
+from seq2seq.translation.translator import Translator
 from tests.conftest import compose_config
 
 

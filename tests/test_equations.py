@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from seq2seq.core import EncoderOutput
-from seq2seq.decoders.bahdanau import BahdanauDecoder
-from seq2seq.decoders.context import ContextDecoder
-from seq2seq.encoders.rnn import BiGRUEncoder, GRUEncoder
-from seq2seq.modules.attention import AdditiveAttention
-from seq2seq.modules.cells import BahdanauGRUCell, ChoGRUCell, ContextLSTMCell
-from seq2seq.modules.maxout import MaxoutOutput
+from seq2seq.models.decoders.bahdanau import BahdanauDecoder
+from seq2seq.models.decoders.context import ContextDecoder
+from seq2seq.models.encoders.rnn import BiGRUEncoder, GRUEncoder
+from seq2seq.models.modules.attention import AdditiveAttention
+from seq2seq.models.modules.cells import BahdanauGRUCell, ChoGRUCell, ContextLSTMCell
+from seq2seq.models.modules.maxout import MaxoutOutput
 
 
 def sigmoid(x: float) -> float:

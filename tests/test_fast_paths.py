@@ -14,10 +14,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.core import EncoderOutput, lengths_to_mask
-from seq2seq.decoders.bahdanau import BahdanauDecoder
-from seq2seq.decoders.context import ContextDecoder
-from seq2seq.encoders.rnn import BiGRUEncoder, GRUEncoder
-from seq2seq.modules.fused_gru import fused_gru, reverse_within_lengths
+from seq2seq.models.decoders.bahdanau import BahdanauDecoder
+from seq2seq.models.decoders.context import ContextDecoder
+from seq2seq.models.encoders.rnn import BiGRUEncoder, GRUEncoder
+from seq2seq.models.kernels.gru import fused_gru, reverse_within_lengths
 
 LENGTHS = torch.tensor([6, 3, 1, 5, 6])
 
@@ -178,9 +178,9 @@ def test_fused_context_decoder_loop_equals_plain_loop(context_at, cell) -> None:
 @pytest.mark.parametrize("decoder", ["bahdanau", "cho"])
 def test_every_ablation_variant_gives_the_same_loss_and_gradients(decoder) -> None:
     from seq2seq.bench.ablation import VARIANTS, variant
-    from seq2seq.data.dataset import Example, collate
     from seq2seq.data.tokenizer import WordTokenizer
-    from seq2seq.lit.translation import TranslationModule
+    from seq2seq.translation.dataset import Example, collate
+    from seq2seq.translation.module import TranslationModule
     from tests.test_contracts import DECODERS, ENCODERS
 
     torch.manual_seed(0)

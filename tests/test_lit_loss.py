@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from seq2seq.core import lengths_to_mask
-from seq2seq.data.dataset import Example, collate
 from seq2seq.data.tokenizer import WordTokenizer
-from seq2seq.lit.translation import TranslationModule
+from seq2seq.translation.dataset import Example, collate
+from seq2seq.translation.module import TranslationModule
 from tests.test_contracts import DECODERS, ENCODERS
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sacrebleu
 
-from seq2seq.metrics import bleu_by_source_length, corpus_scores, format_buckets
+from seq2seq.translation.metrics import bleu_by_source_length, corpus_scores, format_buckets
 
 
 def test_corpus_scores_match_sacrebleu() -> None:

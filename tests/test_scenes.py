@@ -1,4 +1,4 @@
-"""Tests for the synthetic captioning scenes (seq2seq.data.scenes)."""
+"""Tests for the synthetic captioning scenes (seq2seq.datasets.scenes)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from seq2seq.data.scenes import (
+from seq2seq.datasets.scenes import (
     COLOURS,
     FORMAT_VERSION,
     JSON_NAME,

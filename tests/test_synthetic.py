@@ -1,4 +1,4 @@
-"""Tests for the synthetic translation task (seq2seq.data.synthetic and its grammar)."""
+"""Tests for the synthetic translation task (seq2seq.datasets.synthetic and its grammar)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import seq2seq.data.synthetic_grammar as g
-from seq2seq.data.synthetic import (
+import seq2seq.datasets.synthetic_grammar as g
+from seq2seq.datasets.synthetic import (
     FORMAT_VERSION,
     STAMP_NAME,
     SyntheticConfig,
@@ -18,7 +18,7 @@ from seq2seq.data.synthetic import (
     main,
     write_synthetic_corpus,
 )
-from seq2seq.data.synthetic_grammar import (
+from seq2seq.datasets.synthetic_grammar import (
     NOUN_GENDERS,
     NOUNS,
     TARGET_STEMS,

@@ -17,4 +17,4 @@ PY=.venv/bin/python
 [ -x "$PY" ] || PY=python3
 "$PY" -c "import pysword" 2>/dev/null || "$PY" -m pip install "pysword>=0.2"
 
-"$PY" -m seq2seq.data.bible data/bible_en_es "$@"
+"$PY" -m seq2seq.datasets.bible data/bible_en_es "$@"

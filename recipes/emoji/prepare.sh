@@ -3,7 +3,7 @@
 # repository root; a relative DATA_DIR you set is taken from where you run this), and put
 # torchvision's ImageNet MobileNetV2 weights where torchvision finds them offline. Run from
 # anywhere; a second run only checks that everything is in place. Extra arguments go to
-# `python -m seq2seq.data.emoji`, e.g. --image-size 96.
+# `python -m seq2seq.datasets.emoji`, e.g. --image-size 96.
 set -euo pipefail
 if [ -n "${DATA_DIR:-}" ] && [ "${DATA_DIR#/}" = "$DATA_DIR" ]; then DATA_DIR="$PWD/$DATA_DIR"; fi
 cd "$(dirname "$0")/../.."
@@ -37,4 +37,4 @@ PY=.venv/bin/python
 [ -x "$PY" ] || PY=python3
 
 # 3. Render the emoji and write the Karpathy-style JSON (skipped when already up to date).
-"$PY" -m seq2seq.data.emoji --out "$DATA_DIR" "$@"
+"$PY" -m seq2seq.datasets.emoji --out "$DATA_DIR" "$@"

@@ -30,8 +30,8 @@ from seq2seq.bench.workloads import (
     translation_batches,
 )
 from seq2seq.core import DecoderOutput, EncoderOutput
-from seq2seq.lit.base import Seq2SeqModule
 from seq2seq.runtime import keep_freed_memory
+from seq2seq.training.module import Seq2SeqModule
 
 #: name -> (fused encoder GRU, fused decoder loop, output layer at real targets only).
 VARIANTS: dict[str, tuple[bool, bool, bool]] = {

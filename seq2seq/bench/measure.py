@@ -19,8 +19,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from seq2seq.bench.machine import synchronize
 from seq2seq.bench.workloads import target_tokens
 from seq2seq.data.tokenizer import BOS
-from seq2seq.lit.base import Seq2SeqModule
 from seq2seq.search.decode import DecodeConfig, decode_encoded
+from seq2seq.training.module import Seq2SeqModule
 
 #: An id no token has: searches never see EOS and run to their length limit.
 NO_EOS = -1

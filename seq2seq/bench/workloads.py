@@ -18,11 +18,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from seq2seq.data.caption_dataset import CaptionBatch
-from seq2seq.data.dataset import Batch, Example, collate, pad_targets
+from seq2seq.captioning.dataset import CaptionBatch
+from seq2seq.data.padding import pad_targets
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import PAD, WordTokenizer
-from seq2seq.lit.base import Seq2SeqModule
+from seq2seq.training.module import Seq2SeqModule
+from seq2seq.translation.dataset import Batch, Example, collate
 
 
 @dataclass(frozen=True)
@@ -134,10 +135,10 @@ def build_module(workload: Workload, cfg: DictConfig) -> Seq2SeqModule:
     optimizer = instantiate(cfg.optimizer)
     tgt = WordTokenizer([f"t{i}" for i in range(workload.tgt_vocab - 4)])
     if workload.task == "captioning":
-        from seq2seq.lit.captioning import CaptioningModule
+        from seq2seq.captioning.module import CaptioningModule
 
         return CaptioningModule(model_cfg, tgt, optimizer, meteor=False)
-    from seq2seq.lit.translation import TranslationModule
+    from seq2seq.translation.module import TranslationModule
 
     src = WordTokenizer([f"s{i}" for i in range(workload.src_vocab - 4)])
     return TranslationModule(model_cfg, src, tgt, optimizer)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from seq2seq.caption_plots import plot_caption_attention
-from seq2seq.captioner import Caption, Captioner
+from seq2seq.captioning.captioner import Caption, Captioner
+from seq2seq.captioning.images import ImageError, load_image
+from seq2seq.captioning.plots import plot_caption_attention
 from seq2seq.checkpoint import CheckpointError
-from seq2seq.data.images import ImageError, load_image
 
 PROG = "seq2seq-caption"
 #: Exit status when some images could not be captioned or drawn.

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from seq2seq.api import Translator
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.search.decode import DecodeConfig
+from seq2seq.translation.translator import Translator
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:

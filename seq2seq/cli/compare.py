@@ -17,12 +17,17 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.api import Translation, Translator
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.cli.common import fail, read_lines
 from seq2seq.data.tokenizer import UNK
-from seq2seq.metrics import BucketScore, CorpusScores, bleu_by_source_length, corpus_scores
 from seq2seq.search.decode import DecodeConfig
+from seq2seq.translation.metrics import (
+    BucketScore,
+    CorpusScores,
+    bleu_by_source_length,
+    corpus_scores,
+)
+from seq2seq.translation.translator import Translation, Translator
 
 #: Hydra's default run folder name, ``runs/<experiment>/<date>``: not a useful model name.
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}")
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         lines = pick_lines(sources, args.heatmaps)
 
-    from seq2seq import plots  # matplotlib only now, after the cheap checks
+    from seq2seq.translation import plots  # matplotlib only now, after the cheap checks
 
     args.out.mkdir(parents=True, exist_ok=True)
     config = DecodeConfig(beam_size=args.beam, return_attention=bool(lines))

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from seq2seq.cli.common import add_model_args, fail, load_translator, read_lines
-from seq2seq.metrics import bleu_by_source_length, corpus_scores, format_buckets
+from seq2seq.translation.metrics import bleu_by_source_length, corpus_scores, format_buckets
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from seq2seq.checkpoint import CHECKPOINT_KEY, CheckpointError, read_checkpoint
-from seq2seq.lit.resume import LAST
+from seq2seq.training.resume import LAST
 
 log = logging.getLogger(__name__)
 

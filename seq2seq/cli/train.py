@@ -6,7 +6,7 @@ Lightning module; data, model and trainer come from the same config groups.
 This file only composes and wires; the Lightning module owns the training loop. Resuming
 (``resume=true``, ``ckpt_path``) is resolved in :mod:`seq2seq.cli.resume`; errors about the
 user's data, config, checkpoints or disk are printed as one line (:data:`USER_ERRORS`), and
-Ctrl-C stops cleanly with a checkpoint (:mod:`seq2seq.lit.resume`).
+Ctrl-C stops cleanly with a checkpoint (:mod:`seq2seq.training.resume`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq.captioning.annotations.records import AnnotationError
+from seq2seq.captioning.images import ImageError
+from seq2seq.captioning.module import CaptioningModule
 from seq2seq.checkpoint import CheckpointError
 from seq2seq.cli.resume import (
     ResumeError,
@@ -30,18 +33,15 @@ from seq2seq.cli.resume import (
     redirect_resume,
     resolve_ckpt_path,
 )
-from seq2seq.data.captions import AnnotationError
-from seq2seq.data.corpus import CorpusError
-from seq2seq.data.images import ImageError
-from seq2seq.encoders.cnn import WeightsUnavailableError
-from seq2seq.lit.base import Seq2SeqModule
-from seq2seq.lit.captioning import CaptioningModule
-from seq2seq.lit.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
-from seq2seq.lit.csv_logger import CSVLogger
-from seq2seq.lit.resume import TrainingInterrupted
-from seq2seq.lit.translation import TranslationModule
+from seq2seq.models.encoders.backbones import WeightsUnavailableError
 from seq2seq.runtime import keep_freed_memory
 from seq2seq.search.decode import DecodeConfig
+from seq2seq.training.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
+from seq2seq.training.csv_logger import CSVLogger
+from seq2seq.training.module import Seq2SeqModule
+from seq2seq.training.resume import TrainingInterrupted
+from seq2seq.translation.corpus import CorpusError
+from seq2seq.translation.module import TranslationModule
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seq2seq.data.caption_datamodule import CaptionDataModule
-from seq2seq.data.captions import AnnotationError
-from seq2seq.data.images import ImageError
+from seq2seq.captioning.annotations.records import AnnotationError
+from seq2seq.captioning.datamodule import CaptionDataModule
+from seq2seq.captioning.images import ImageError
 
 SIZE = 32
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq.data.dataset import Example, collate
 from seq2seq.data.loader import ResumableDataLoader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import WordTokenizer
-from seq2seq.lit.checkpoint_io import AtomicCheckpointIO
-from seq2seq.lit.translation import TranslationModule
+from seq2seq.training.checkpoint_io import AtomicCheckpointIO
+from seq2seq.translation.dataset import Example, collate
+from seq2seq.translation.module import TranslationModule
 from tests.test_contracts import DECODERS, ENCODERS
 
 

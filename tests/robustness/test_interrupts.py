@@ -22,7 +22,7 @@ import torch
 
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli.train import train
-from seq2seq.lit.resume import TrainingInterrupted
+from seq2seq.training.resume import TrainingInterrupted
 from tests.robustness.conftest import RUN_OVERRIDES, TinyRun, losses, metric_rows
 
 EXE = Path(sys.executable).with_name("seq2seq-train")

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from seq2seq.captioning.feature_cache import load_features
 from seq2seq.checkpoint import CheckpointError, load_checkpoint
 from seq2seq.cli.train import train
-from seq2seq.data.feature_cache import load_features
 from seq2seq.data.tokenizer import SentencePieceTokenizer, Tokenizer
-from seq2seq.encoders.cnn import WeightsUnavailableError
+from seq2seq.models.encoders.backbones import WeightsUnavailableError
 from tests.robustness.conftest import TinyRun, no_network
 
 

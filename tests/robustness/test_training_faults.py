@@ -13,8 +13,8 @@ import torch
 
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli.train import USER_ERRORS, error_message, train
-from seq2seq.lit.checkpoint_io import CheckpointWriteError
-from seq2seq.lit.translation import TranslationModule
+from seq2seq.training.checkpoint_io import CheckpointWriteError
+from seq2seq.translation.module import TranslationModule
 from tests.robustness.conftest import RUN_OVERRIDES, TinyRun, losses, metric_rows
 
 NAN_STEP = 7

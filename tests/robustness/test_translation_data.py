@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from seq2seq.cli.train import train
-from seq2seq.data.corpus import CorpusError
-from seq2seq.data.datamodule import TranslationDataModule
+from seq2seq.translation.corpus import CorpusError
+from seq2seq.translation.datamodule import TranslationDataModule
 
 
 def write_corpus(

@@ -1,0 +1,1 @@
+"""Caption annotation files: one reader per format, one record type for all."""

@@ -1,0 +1,354 @@
+"""The Lightning data module for captioning: annotations and images in, caption batches out.
+
+It reads a Karpathy split JSON or a CSV/JSONL table (or first writes the built-in synthetic
+scenes), checks that every image exists, and builds the caption vocabulary from the training
+references, all in :meth:`CaptionDataModule.prepare`, before a model is built. With a frozen
+backbone it caches the CNN's feature maps on disk once (:mod:`seq2seq.captioning.feature_cache`), so
+that training epochs run the decoder only.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from seq2seq.captioning.annotations.reader import read_annotations
+from seq2seq.captioning.annotations.records import AnnotationError, ImageRecord
+from seq2seq.captioning.dataset import CaptionDataset, ImageSource, collate_captions
+from seq2seq.captioning.feature_cache import (
+    cache_key,
+    compute_features,
+    encoder_settings,
+    load_features,
+)
+from seq2seq.captioning.images import ImageError, check_images, find_unreadable_images
+from seq2seq.data.loader import batch_loader
+from seq2seq.data.sampler import BucketBatchSampler
+from seq2seq.data.tokenizer import SentencePieceTokenizer, Tokenizer, WordTokenizer
+from seq2seq.datasets.scenes import JSON_NAME, ScenesConfig, true_captions, write_scenes
+from seq2seq.models.encoders.cnn import CNNEncoder
+from seq2seq.models.encoders.image_input import input_transform
+
+log = logging.getLogger(__name__)
+
+#: The module's split names; ``splits`` maps them to the names in the annotation file.
+SPLITS = ("train", "dev", "test")
+
+
+class CaptionDataModule(pl.LightningDataModule):
+    """Images with reference captions, split into train/dev/test.
+
+    Args:
+        annotations: Karpathy JSON (``dataset_coco.json``...), or a ``.csv``/``.tsv``/
+            ``.jsonl`` table of ``image,caption[,split]`` rows; with ``scenes``, defaults to
+            the scenes' JSON.
+        image_root: folder that image paths are relative to; defaults to the annotation
+            file's folder.
+        scenes: when set, the built-in synthetic scenes are first written to ``dir`` with
+            these :class:`~seq2seq.datasets.scenes.ScenesConfig` values.
+        dir: where the scenes are written.
+        splits: the annotation file's name for each of ``train``, ``dev``, ``test``
+            (Karpathy's files call the dev split ``val``).
+        restval: Karpathy's ``restval`` images go to this split (``train``) or are dropped
+            (``skip``).
+        tokenizer: ``kind: word`` with ``min_freq`` (and optional ``max_size``), or
+            ``kind: sentencepiece`` with ``vocab_size``.
+        max_len: training captions are cut to this many tokens (and counted).
+        image_size: side of the square the CNN sees.
+        resize: ``crop`` (ImageNet centre crop) or ``stretch`` (the whole image).
+        batch_size: training examples per batch: images (with ``captions_per_image``) or
+            (image, caption) pairs.
+        captions_per_image: each training image brings this many of its captions to a
+            batch, so the CNN runs once for all of them (null: (image, caption) pairs).
+        eval_batch_size: images per validation/test batch.
+        on_missing: a listed image that does not exist: ``error`` (naming it) or ``skip``
+            (dropped and counted).
+        skip_bad_images: decode every image before training and drop (and count) those that
+            are missing, empty, truncated, corrupt or not images at all; False: such a file
+            is an error naming it (a missing one before training, an undecodable one when it
+            is first read).
+        cache_features: cache the backbone's features on disk when the backbone is frozen.
+        cache_dir: where; defaults to ``.feature_cache`` beside the annotations.
+        limit_images: keep only the first ``n`` images of a split (``{train: 1000}``), for
+            quick runs.
+        num_workers: DataLoader worker processes.
+        seed: seed of the batch order.
+    """
+
+    def __init__(
+        self,
+        annotations: str | None = None,
+        image_root: str | None = None,
+        scenes: dict[str, Any] | None = None,
+        dir: str | None = None,
+        splits: dict[str, str] | None = None,
+        restval: str = "train",
+        tokenizer: dict[str, Any] | None = None,
+        max_len: int | None = 30,
+        image_size: int = 224,
+        resize: str = "crop",
+        batch_size: int = 64,
+        captions_per_image: int | None = 5,
+        eval_batch_size: int = 64,
+        on_missing: str = "error",
+        skip_bad_images: bool = False,
+        cache_features: bool = True,
+        cache_dir: str | None = None,
+        limit_images: dict[str, int] | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if scenes is not None and dir is None:
+            raise ValueError("data.scenes needs data.dir, the folder the scenes are written to")
+        if annotations is None and scenes is None:
+            raise ValueError("set data.annotations (a Karpathy JSON, CSV or JSONL file)")
+        self.scenes = dict(scenes) if scenes is not None else None
+        self.dir = Path(dir).expanduser() if dir is not None else None
+        self.annotations = (
+            Path(annotations).expanduser() if annotations else self.dir / JSON_NAME  # type: ignore[operator]
+        )
+        # The config key an error about the annotation file should name.
+        self._annotations_key = "data.annotations" if annotations else "data.dir"
+        self.image_root = Path(image_root).expanduser() if image_root else None
+        self.splits = {"train": "train", "dev": "val", "test": "test", **(splits or {})}
+        self.restval = restval
+        self.tokenizer_cfg = {"kind": "word", "min_freq": 1, **(tokenizer or {})}
+        self.max_len = max_len
+        self.transform = input_transform(image_size, resize)
+        self.image_size, self.resize = image_size, resize
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.captions_per_image = captions_per_image
+        self.on_missing = on_missing
+        self.skip_bad_images = skip_bad_images
+        #: images dropped per split (missing with on_missing=skip, or unreadable with
+        #: skip_bad_images=true)
+        self.skipped_images: dict[str, int] = {}
+        self.cache_features = cache_features
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self.limit_images = dict(limit_images or {})
+        self.num_workers = num_workers
+        self.seed = seed
+        self.records: dict[str, list[ImageRecord]] = {}
+        self.datasets: dict[str, CaptionDataset] = {}
+        self.tokenizer: Tokenizer | None = None
+        self._extractor: CNNEncoder | None = None
+        self._feature_settings: dict[str, Any] = {}
+        self._cache_paths: dict[str, Path] = {}
+
+    # --- reading --------------------------------------------------------------------------
+    def prepare(self) -> Tokenizer:
+        """Write the scenes if configured, read and check every split, and build the caption
+        vocabulary from the training references. Idempotent."""
+        if self.tokenizer is not None:
+            return self.tokenizer
+        if self.scenes is not None:
+            write_scenes(self.dir, ScenesConfig(**self.scenes))  # type: ignore[arg-type]
+        root = self._check_paths()
+        records = read_annotations(self.annotations, root, restval=self.restval)
+        by_split: dict[str, list[ImageRecord]] = {}
+        for record in records:
+            by_split.setdefault(record.split, []).append(record)
+        for split in SPLITS:
+            name = self.splits[split]
+            chosen = by_split.get(name, [])
+            if split in self.limit_images:
+                chosen = chosen[: self.limit_images[split]]
+            chosen = self._drop_bad_images(split, chosen, root)
+            if not chosen:
+                found = ", ".join(f"{k} ({len(v)})" for k, v in sorted(by_split.items()))
+                raise ValueError(
+                    f"{self.annotations}: no images in split {name!r} (data.splits.{split}); "
+                    f"the file has: {found or 'no images'}"
+                )
+            self.records[split] = chosen
+            log.info("%s: %d images from %s", split, len(chosen), self.annotations)
+        self.tokenizer = self._build_tokenizer(
+            [c for r in self.records["train"] for c in r.captions]
+        )
+        log.info("caption vocabulary: %d", self.tokenizer.vocab_size)
+        return self.tokenizer
+
+    def _check_paths(self) -> Path:
+        """Check that the annotation file and image folder exist; returns the image root."""
+        if not self.annotations.is_file():
+            what = "no such file" if not self.annotations.exists() else "not a file"
+            raise AnnotationError(
+                f"{self._annotations_key}={self.annotations}: {what} (expected a Karpathy "
+                "split JSON, or a CSV/TSV/JSONL table of image,caption[,split] rows)"
+            )
+        if self.image_root is not None and not self.image_root.is_dir():
+            what = "no such folder" if not self.image_root.exists() else "not a folder"
+            raise ImageError(
+                f"data.image_root={self.image_root}: {what} (expected the folder that the "
+                f"image paths in {self.annotations} are relative to)"
+            )
+        return self.image_root or self.annotations.parent
+
+    def _drop_bad_images(
+        self, split: str, records: list[ImageRecord], root: Path
+    ) -> list[ImageRecord]:
+        """The records whose image can be used; the others are an error or, as configured,
+        dropped and counted."""
+        on_missing = "skip" if self.skip_bad_images else self.on_missing
+        try:
+            kept, missing = check_images(records, on_missing=on_missing)
+        except ImageError as err:
+            key = "data.image_root" if self.image_root is not None else self._annotations_key
+            raise ImageError(
+                f"{err}, or data.skip_bad_images=true to drop any bad image (image root: "
+                f"{root}, from {key})"
+            ) from None
+        if missing:
+            log.warning(
+                "%s: skipped %d images that are missing or empty (first: %s)",
+                split, len(missing), missing[0].path,
+            )  # fmt: skip
+        unreadable: list[tuple[ImageRecord, str]] = []
+        if self.skip_bad_images:
+            kept, unreadable = find_unreadable_images(kept)
+            if unreadable:
+                log.warning(
+                    "%s: skipped %d images that cannot be decoded (data.skip_bad_images=true); "
+                    "first: %s", split, len(unreadable), unreadable[0][1],
+                )  # fmt: skip
+        self.skipped_images[split] = len(missing) + len(unreadable)
+        return kept
+
+    def _build_tokenizer(self, texts: list[str]) -> Tokenizer:
+        cfg = dict(self.tokenizer_cfg)
+        kind = cfg.pop("kind")
+        try:
+            if kind == "word":
+                return WordTokenizer.build(
+                    texts, max_size=cfg.pop("max_size", None), min_freq=cfg.pop("min_freq", 1)
+                )
+            if kind == "sentencepiece":
+                return SentencePieceTokenizer.train(texts, cfg.pop("vocab_size", 4000), **cfg)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"data.tokenizer ({self.tokenizer_cfg}): {err}") from err
+        raise ValueError(f"data.tokenizer.kind must be 'word' or 'sentencepiece', got {kind!r}")
+
+    def references(self, split: str) -> list[list[str]]:
+        """Reference captions of each image of ``split``, in data set order."""
+        return [list(r.captions) for r in self.records[split]]
+
+    def objects(self, split: str) -> list[list[dict[str, Any]]]:
+        """Object boxes of each image (empty lists where the annotations have none)."""
+        return [list(r.objects) for r in self.records[split]]
+
+    def original_sizes(self, split: str) -> list[tuple[int, int]]:
+        """``(width, height)`` of each image file of ``split`` (read from the headers)."""
+        sizes = []
+        for record in self.records[split]:
+            with Image.open(record.path) as image:
+                sizes.append(image.size)
+        return sizes
+
+    def judge_captions(self, split: str, captions: list[str]) -> list[bool] | None:
+        """Whether each caption is a true description of its image, for the synthetic scenes
+        (one of the captions their grammar can say of it); None for other data."""
+        if self.scenes is None:
+            return None
+        sizes = self.original_sizes(split)
+        return [
+            caption in true_captions(record.objects, size[0])
+            for caption, record, size in zip(captions, self.records[split], sizes, strict=True)
+        ]
+
+    # --- features -------------------------------------------------------------------------
+    def set_feature_extractor(self, encoder: CNNEncoder) -> None:
+        """Cache ``encoder``'s backbone features (it must stay frozen for the whole run)."""
+        if not encoder.grad_free:
+            raise ValueError("feature caching needs a frozen backbone (trainable_blocks=0)")
+        self._extractor = encoder
+        # Hashed once here: the key hashes every backbone weight, and every image file is
+        # stat'ed per split, which prepare_data and setup would otherwise both redo.
+        self._feature_settings = {
+            **encoder_settings(encoder),
+            "image_size": self.image_size,
+            "resize": self.resize,
+        }
+        self._cache_paths.clear()
+
+    def _cache_path(self, split: str) -> Path:
+        if split not in self._cache_paths:
+            key = cache_key(self.records[split], self._feature_settings)
+            folder = self.cache_dir or self.annotations.parent / ".feature_cache"
+            self._cache_paths[split] = folder / f"{split}-{key}.npy"
+        return self._cache_paths[split]
+
+    def _features(self, split: str) -> np.ndarray | None:
+        if self._extractor is None or not self.cache_features:
+            return None
+        path = self._cache_path(split)
+        if not path.is_file():
+            device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
+            log.info("%s: caching backbone features of %d images in %s", split,
+                     len(self.records[split]), path)  # fmt: skip
+            compute_features(
+                self._extractor,
+                self.records[split],
+                self.transform,
+                path,
+                batch_size=self.eval_batch_size,
+                device=device,
+            )
+        return load_features(path, len(self.records[split]))
+
+    def prepare_data(self) -> None:
+        # Runs on one process per node before setup: DDP ranks then find the caches written.
+        self.prepare()
+        for split in SPLITS:
+            self._features(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        tokenizer = self.prepare()
+        for split in SPLITS:
+            if split in self.datasets:
+                continue
+            source = ImageSource(self.records[split], self.transform, self._features(split))
+            dataset = CaptionDataset(
+                source,
+                tokenizer,
+                captions_per_image=self.captions_per_image if split == "train" else 0,
+                max_len=self.max_len if split == "train" else None,
+            )
+            if dataset.truncated:
+                log.info("%s: cut %d captions to %d tokens", split, dataset.truncated, self.max_len)
+            self.datasets[split] = dataset
+
+    # --- loaders --------------------------------------------------------------------------
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        size = self.batch_size if shuffle else self.eval_batch_size
+        sampler = BucketBatchSampler(
+            dataset.lengths, batch_size=size, shuffle=shuffle, seed=self.seed
+        )
+        collate_fn = _Collate(dataset.source.is_features)
+        return batch_loader(dataset, sampler, collate_fn, self.num_workers, train=shuffle)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("dev", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class _Collate:
+    """A picklable collate function (worker processes pickle it)."""
+
+    def __init__(self, features: bool) -> None:
+        self.features = features
+
+    def __call__(self, examples):  # type: ignore[no-untyped-def]
+        return collate_captions(examples, self.features)

@@ -1,0 +1,200 @@
+"""The Lightning data module for translation: corpus files in, bucketed batches out.
+
+Everything that can be wrong with the data is found in :meth:`TranslationDataModule.prepare`,
+before a model is built: missing files, misaligned splits, bad bytes. The same code path
+serves a real corpus and the built-in synthetic task, which only writes its files first.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from seq2seq.data.loader import batch_loader
+from seq2seq.data.sampler import BucketBatchSampler
+from seq2seq.data.tokenizer import Tokenizer, build_tokenizers
+from seq2seq.datasets.synthetic import SyntheticConfig, write_synthetic_corpus
+from seq2seq.translation.corpus import Corpus, CorpusError, read_parallel, read_tsv
+from seq2seq.translation.dataset import TranslationDataset, collate
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+FORMATS = ("plain", "tsv")
+
+
+class TranslationDataModule(pl.LightningDataModule):
+    """Parallel corpus ``{dir}/{split}.{lang}`` (plain) or ``{dir}/{split}.tsv`` (tsv).
+
+    Args:
+        dir: folder of the corpus files (config key ``data.dir``).
+        src_lang: source file suffix (``en`` for ``train.en``).
+        tgt_lang: target file suffix.
+        format: ``plain`` (two line-aligned files per split) or ``tsv`` (source and target
+            columns 0 and 1).
+        splits: file prefix of each split (``train``, ``dev``, ``test``).
+        synthetic: when set, the built-in synthetic task is first written to ``dir`` with
+            these :class:`~seq2seq.datasets.synthetic.SyntheticConfig` values.
+        tokenizer: ``kind`` (``sentencepiece`` or ``word``), ``vocab_size``, ``joint``,
+            ``model_type`` (``unigram`` or ``bpe``).
+        max_len: training pairs with more tokens on either side are dropped (and counted).
+        max_tokens: tokens per training batch (padded size); or set ``batch_size``.
+        batch_size: sentences per training batch, when ``max_tokens`` is null.
+        sort_groups: with ``batch_size``, sort by length within random groups of this many
+            batches (Bahdanau et al.'s 20 minibatches), not over the whole corpus.
+        eval_max_tokens: tokens per validation/test batch.
+        encoding_errors: ``strict`` (fail on invalid UTF-8) or ``replace``.
+        num_workers: DataLoader worker processes.
+        seed: seed of the batch order.
+    """
+
+    def __init__(
+        self,
+        dir: str,
+        src_lang: str = "src",
+        tgt_lang: str = "tgt",
+        format: str = "plain",
+        splits: dict[str, str] | None = None,
+        synthetic: dict[str, Any] | None = None,
+        tokenizer: dict[str, Any] | None = None,
+        max_len: int | None = 100,
+        max_tokens: int | None = 4000,
+        batch_size: int | None = None,
+        sort_groups: int | None = None,
+        eval_max_tokens: int = 8000,
+        encoding_errors: str = "strict",
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if format not in FORMATS:
+            raise ValueError(f"data.format must be one of {FORMATS}, got {format!r}")
+        self.dir = Path(dir).expanduser()
+        self.src_lang, self.tgt_lang, self.format = src_lang, tgt_lang, format
+        self.splits = {**{s: s for s in SPLITS}, **(splits or {})}
+        self.synthetic = dict(synthetic) if synthetic else None
+        self.tokenizer_cfg = {"kind": "sentencepiece", "vocab_size": 8000, "joint": False}
+        self.tokenizer_cfg.update(tokenizer or {})
+        self.max_len = max_len
+        self.max_tokens, self.batch_size = max_tokens, batch_size
+        self.sort_groups = sort_groups
+        self.eval_max_tokens = eval_max_tokens
+        self.encoding_errors = encoding_errors
+        self.num_workers = num_workers
+        self.seed = seed
+        self.corpora: dict[str, Corpus] = {}
+        self.datasets: dict[str, TranslationDataset] = {}
+        self.src_tokenizer: Tokenizer | None = None
+        self.tgt_tokenizer: Tokenizer | None = None
+
+    # --- reading --------------------------------------------------------------------------
+    def files(self, split: str) -> tuple[Path, ...]:
+        """The file(s) of ``split``."""
+        prefix = self.dir / self.splits[split]
+        if self.format == "tsv":
+            return (prefix.with_name(prefix.name + ".tsv"),)
+        return tuple(
+            prefix.with_name(f"{prefix.name}.{lang}") for lang in (self.src_lang, self.tgt_lang)
+        )
+
+    def _read(self, split: str) -> Corpus:
+        files = self.files(split)
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise CorpusError(
+                f"{split} split: missing {', '.join(missing)} (set by data.dir={self.dir}, "
+                f"data.splits.{split}={self.splits[split]!r}, data.src_lang/data.tgt_lang)"
+            )
+        if self.format == "tsv":
+            corpus = read_tsv(files[0], errors=self.encoding_errors)
+        else:
+            corpus = read_parallel(*files, errors=self.encoding_errors)
+        if corpus.dropped_empty:
+            log.info("%s: dropped %d empty pairs", split, corpus.dropped_empty)
+        if corpus.replaced_lines:
+            log.warning("%s: replaced invalid UTF-8 in %d lines", split, corpus.replaced_lines)
+        if len(corpus) == 0:
+            raise CorpusError(f"{split} split ({', '.join(map(str, files))}) has no sentence pairs")
+        return corpus
+
+    def prepare(self) -> tuple[Tokenizer, Tokenizer]:
+        """Write the synthetic task if configured, read and check every split, and train the
+        tokenizers on the training split. Idempotent."""
+        if self.src_tokenizer is not None and self.tgt_tokenizer is not None:
+            return self.src_tokenizer, self.tgt_tokenizer
+        if self.synthetic is not None:
+            write_synthetic_corpus(
+                self.dir,
+                SyntheticConfig(**self.synthetic),
+                src_lang=self.src_lang,
+                tgt_lang=self.tgt_lang,
+            )
+        for split in SPLITS:
+            self.corpora[split] = self._read(split)
+            log.info(
+                "%s: %d pairs from %s", split, len(self.corpora[split]), self.corpora[split].source
+            )
+        cfg = dict(self.tokenizer_cfg)
+        train = self.corpora["train"]
+        try:
+            self.src_tokenizer, self.tgt_tokenizer = build_tokenizers(
+                cfg.pop("kind"), train.src, train.tgt, **cfg
+            )
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"data.tokenizer ({self.tokenizer_cfg}): {err}") from err
+        log.info(
+            "vocabularies: source %d, target %d",
+            self.src_tokenizer.vocab_size,
+            self.tgt_tokenizer.vocab_size,
+        )
+        return self.src_tokenizer, self.tgt_tokenizer
+
+    def setup(self, stage: str | None = None) -> None:
+        src_tok, tgt_tok = self.prepare()
+        for split in SPLITS:
+            if split in self.datasets:
+                continue
+            corpus = self.corpora[split]
+            # Only training pairs are filtered by length: every dev and test sentence is
+            # translated and scored.
+            max_len = self.max_len if split == "train" else None
+            dataset = TranslationDataset(corpus.src, corpus.tgt, src_tok, tgt_tok, max_len=max_len)
+            if dataset.dropped_too_long:
+                log.info(
+                    "%s: dropped %d pairs longer than %d tokens",
+                    split,
+                    dataset.dropped_too_long,
+                    max_len,
+                )
+            self.datasets[split] = dataset
+
+    def references(self, split: str) -> list[str]:
+        """Reference translations of ``split``, in corpus order."""
+        return self.corpora[split].tgt
+
+    # --- loaders --------------------------------------------------------------------------
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        if shuffle:
+            sizing = {
+                "max_tokens": self.max_tokens,
+                "batch_size": self.batch_size,
+                "sort_groups": self.sort_groups,
+            }
+        else:
+            sizing = {"max_tokens": self.eval_max_tokens, "batch_size": None, "sort_groups": None}
+        sampler = BucketBatchSampler(dataset.lengths, shuffle=shuffle, seed=self.seed, **sizing)
+        return batch_loader(dataset, sampler, collate, self.num_workers, train=shuffle)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("dev", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

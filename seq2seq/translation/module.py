@@ -1,0 +1,119 @@
+"""The Lightning module that trains and evaluates a translation model.
+
+It owns validation/test decoding and scoring; the loss, the optimiser and gathering across
+ranks come from :class:`~seq2seq.training.module.Seq2SeqModule`. Validation BLEU is computed on the
+whole dev set after the hypotheses of every DDP rank have been gathered and put back in corpus
+order: corpus BLEU is not an average of per-rank BLEUs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from seq2seq.checkpoint import CHECKPOINT_KEY, checkpoint_payload
+from seq2seq.core import EncoderOutput
+from seq2seq.data.tokenizer import BOS, EOS, PAD, Tokenizer
+from seq2seq.model import build_model
+from seq2seq.search.decode import DecodeConfig, decode
+from seq2seq.training.module import Seq2SeqModule
+from seq2seq.translation.dataset import Batch
+from seq2seq.translation.metrics import CorpusScores, corpus_scores
+
+
+class TranslationModule(Seq2SeqModule):
+    """Train, validate (greedy BLEU) and test (beam BLEU/chrF) an :class:`EncoderDecoder`.
+
+    Args:
+        model_cfg: the ``model`` config (``encoder``, ``decoder``, ``init``), plain containers.
+        src_tokenizer: source tokenizer (stored in checkpoints as its state).
+        tgt_tokenizer: target tokenizer.
+        optimizer: partial optimiser factory, called with the parameters.
+        scheduler: optional partial ``ReduceLROnPlateau`` factory, called with the optimiser.
+        label_smoothing: label smoothing of the cross-entropy.
+        nonfinite: on a NaN/infinite loss, ``stop`` with an error naming the step, or ``skip``
+            the batch.
+        monitor: the metric the scheduler follows (``val/bleu``).
+        val_decode: decoding for validation (greedy by default).
+        test_decode: decoding for the test set.
+        references: callable giving the reference strings of a split ("dev", "test").
+    """
+
+    def __init__(
+        self,
+        model_cfg: Mapping[str, Any],
+        src_tokenizer: Tokenizer,
+        tgt_tokenizer: Tokenizer,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        label_smoothing: float = 0.0,
+        nonfinite: str = "stop",
+        monitor: str = "val/bleu",
+        val_decode: DecodeConfig | None = None,
+        test_decode: DecodeConfig | None = None,
+        references: Callable[[str], list[str]] | None = None,
+    ) -> None:
+        model_cfg = dict(model_cfg)
+        super().__init__(
+            build_model(model_cfg, src_tokenizer.vocab_size, tgt_tokenizer.vocab_size, pad_id=PAD),
+            optimizer=optimizer,
+            scheduler=scheduler,
+            label_smoothing=label_smoothing,
+            nonfinite=nonfinite,
+            monitor=monitor,
+            val_decode=val_decode,
+            test_decode=test_decode,
+        )
+        self.model_cfg = model_cfg
+        self.src_tokenizer = src_tokenizer
+        self.tgt_tokenizer = tgt_tokenizer
+        self.references = references
+        #: Scores of the last test run, for the caller to print.
+        self.test_scores: CorpusScores | None = None
+
+    def encode(self, batch: Batch) -> EncoderOutput:
+        return self.model.encode(batch.src, batch.src_lengths)
+
+    @staticmethod
+    def batch_size(batch: Batch) -> int:
+        return int(batch.src.size(0))
+
+    # --- evaluation -----------------------------------------------------------------------
+    def decode_batch(self, batch: Batch, config: DecodeConfig) -> None:
+        hyps = decode(self.model, batch.src, batch.src_lengths, config, bos_id=BOS, eos_id=EOS)
+        for index, nbest in zip(batch.indices.tolist(), hyps, strict=True):
+            self._outputs[index] = self.tgt_tokenizer.decode(nbest[0].tokens)
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self._score("dev")
+        if scores is not None:
+            # Every rank holds the same gathered score, so no reduction is needed.
+            self.log("val/bleu", scores.bleu, prog_bar=True)
+            self.log("val/chrf", scores.chrf)
+
+    def on_test_epoch_end(self) -> None:
+        scores = self._score("test")
+        if scores is not None:
+            self.test_scores = scores
+            self.log("test/bleu", scores.bleu)
+            self.log("test/chrf", scores.chrf)
+
+    def _score(self, split: str) -> CorpusScores | None:
+        hypotheses = self.gathered_outputs()
+        if self.references is None or self.trainer.sanity_checking:
+            return None
+        references = self.references(split)
+        if len(hypotheses) != len(references):
+            raise RuntimeError(
+                f"decoded {len(hypotheses)} {split} sentences but have {len(references)} "
+                "references: every example must be decoded exactly once"
+            )
+        return corpus_scores(hypotheses, references)
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = checkpoint_payload(
+            self.model_cfg, self.src_tokenizer, self.tgt_tokenizer, task="translation"
+        )
