@@ -5,17 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from seq2seq.cli.train import CONF_DIR
+from seq2seq.config import compose_train_config
 
 
 def compose_config(base: Path, *overrides: str, debug: bool = True) -> DictConfig:
     """Compose ``conf/train.yaml`` with ``overrides`` (and ``debug=fast``), with the run
     directory and relative data directories moved under ``base``."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*(["debug=fast"] if debug else []), *overrides])
+    cfg = compose_train_config([*(["debug=fast"] if debug else []), *overrides])
     with open_dict(cfg):
         cfg.run_dir = str(base / "run")
         if cfg.data.get("dir") is not None and not Path(str(cfg.data.dir)).is_absolute():

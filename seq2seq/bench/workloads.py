@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from seq2seq.captioning.dataset import CaptionBatch
+from seq2seq.config import compose_train_config
 from seq2seq.data.padding import pad_targets
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import PAD, WordTokenizer
@@ -121,10 +121,7 @@ WORKLOADS: dict[str, Workload] = {
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
     """``seq2seq-train``'s config with ``overrides``, as the command line would compose it."""
-    from seq2seq.cli.train import CONF_DIR  # the CLI knows where conf/ is
-
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+    return compose_train_config(overrides)
 
 
 def build_module(workload: Workload, cfg: DictConfig) -> Seq2SeqModule:

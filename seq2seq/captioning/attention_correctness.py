@@ -1,11 +1,13 @@
 """Attention correctness (Liu et al. 2017, "Attention Correctness in Neural Image Captioning"):
 how much of the attention used to generate an object's noun falls inside that object's box.
 
-Written for the synthetic scenes (:mod:`seq2seq.datasets.scenes`), whose records keep every
-object's shape, colour, size and box, and whose captions name objects as noun phrases such as
-"a small red circle". Attention is over the encoder's feature grid, so each box is first turned
-into the share of every grid cell it covers, assuming the CNN sees the whole image resized to
-its input (no crop) and the feature grid tiles that image evenly.
+Written for data whose records keep every object's attributes and box, and whose captions
+name objects as noun phrases such as "a small red circle" (the synthetic scenes of
+:mod:`seq2seq.datasets.scenes`); :class:`ObjectWords` says which words name an object and which
+adjectives narrow it, so the metric knows nothing of any one data set. Attention is over the
+encoder's feature grid, so each box is first turned into the share of every grid cell it
+covers, assuming the CNN sees the whole image resized to its input (no crop) and the feature
+grid tiles that image evenly.
 """
 
 from __future__ import annotations
@@ -18,7 +20,28 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from seq2seq.datasets.scenes import COLOURS, SHAPES, SIZES
+
+@dataclass(frozen=True)
+class ObjectWords:
+    """The words of a caption that name an object, and the adjectives that narrow it.
+
+    Attributes:
+        noun_key: the object record's key that a noun names (``"shape"``).
+        nouns: the words that are values of ``noun_key`` (``"circle"``, ``"square"``...).
+        adjectives: for other record keys, the words that are their values
+            (``{"colour": {"red", ...}, "size": {"small", "large"}}``).
+    """
+
+    noun_key: str
+    nouns: frozenset[str]
+    adjectives: Mapping[str, frozenset[str]]
+
+    def attribute_of(self, word: str) -> str | None:
+        """The record key ``word`` is a value of, among the adjectives; None if none."""
+        for key, words in self.adjectives.items():
+            if word in words:
+                return key
+        return None
 
 
 def box_cell_coverage(
@@ -83,17 +106,18 @@ def attention_in_box(attention_row: Tensor, coverage: Tensor) -> float:
 
 
 def word_grounding(
-    words: Sequence[str], objects: Sequence[Mapping[str, Any]]
+    words: Sequence[str], objects: Sequence[Mapping[str, Any]], vocabulary: ObjectWords
 ) -> list[tuple[int, list[int]]]:
-    """The scene objects each shape noun of a caption can refer to.
+    """The objects each noun of a caption can refer to.
 
-    A noun's candidates are the objects of that shape, narrowed by the colour and size
-    adjectives right before it ("small red circle"): the grammar puts a noun phrase's
-    adjectives there and nowhere else.
+    A noun's candidates are the objects it names (a shape), narrowed by the adjectives right
+    before it ("small red circle"): the scenes' grammar puts a noun phrase's adjectives there
+    and nowhere else.
 
     Args:
         words: the caption's tokens.
-        objects: the scene's object records (``shape``, ``colour``, ``size``, ``box``).
+        objects: the image's object records (``shape``, ``colour``, ``size``, ``box``).
+        vocabulary: which words are nouns and adjectives of the records' keys.
 
     Returns:
         ``(position, object indices)`` for every word that is a shape noun, in caption order;
@@ -101,12 +125,11 @@ def word_grounding(
     """
     grounding = []
     for t, word in enumerate(words):
-        if word not in SHAPES:
+        if word not in vocabulary.nouns:
             continue
-        wanted: dict[str, str] = {"shape": word}
+        wanted: dict[str, str] = {vocabulary.noun_key: word}
         k = t - 1
-        while k >= 0 and (words[k] in COLOURS or words[k] in SIZES):
-            attribute = "colour" if words[k] in COLOURS else "size"
+        while k >= 0 and (attribute := vocabulary.attribute_of(words[k])) is not None:
             # Two different colours on one noun ("red blue circle") fit no object: keep a
             # sentinel instead of silently letting the nearer adjective win.
             if wanted.get(attribute, words[k]) != words[k]:
@@ -146,6 +169,7 @@ def attention_correctness(
     objects: Sequence[Sequence[Mapping[str, Any]]],
     image_sizes: Sequence[tuple[int, int]],
     grid: tuple[int, int],
+    vocabulary: ObjectWords,
 ) -> AttentionCorrectness:
     """Score the attention of generated captions against the scenes' object boxes.
 
@@ -160,6 +184,7 @@ def attention_correctness(
         objects: ``N`` lists of object records (``shape``, ``colour``, ``size``, ``box``).
         image_sizes: ``N`` ``(width, height)`` of the images the boxes refer to.
         grid: ``(H, W)`` feature grid.
+        vocabulary: which words name objects and their attributes (see :func:`word_grounding`).
 
     Returns:
         The scores; ``score`` and ``uniform`` are NaN when there is nothing to score.
@@ -182,7 +207,7 @@ def attention_correctness(
                 f"attention {i} has shape {tuple(attention.shape)}, expected at least "
                 f"({len(words)}, {cells}) for {len(words)} words on a {grid} grid"
             )
-        for t, candidates in word_grounding(words, objects[i]):
+        for t, candidates in word_grounding(words, objects[i], vocabulary):
             if not candidates:
                 n_hallucinated += 1
                 continue

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from seq2seq.captioning.annotations.reader import read_annotations
 from seq2seq.captioning.annotations.records import AnnotationError, ImageRecord
+from seq2seq.captioning.attention_correctness import ObjectWords
 from seq2seq.captioning.dataset import CaptionDataset, ImageSource, collate_captions
 from seq2seq.captioning.feature_cache import (
     cache_key,
@@ -31,11 +32,26 @@ from seq2seq.captioning.images import ImageError, check_images, find_unreadable_
 from seq2seq.data.loader import batch_loader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import SentencePieceTokenizer, Tokenizer, WordTokenizer
-from seq2seq.datasets.scenes import JSON_NAME, ScenesConfig, true_captions, write_scenes
+from seq2seq.datasets.scenes import (
+    COLOURS,
+    JSON_NAME,
+    SHAPES,
+    SIZES,
+    ScenesConfig,
+    true_captions,
+    write_scenes,
+)
 from seq2seq.models.encoders.cnn import CNNEncoder
 from seq2seq.models.encoders.image_input import input_transform
 
 log = logging.getLogger(__name__)
+
+#: How the scenes' captions name their objects (see :mod:`seq2seq.datasets.scenes`).
+SCENE_OBJECT_WORDS = ObjectWords(
+    noun_key="shape",
+    nouns=frozenset(SHAPES),
+    adjectives={"colour": frozenset(COLOURS), "size": frozenset(SIZES)},
+)
 
 #: The module's split names; ``splits`` maps them to the names in the annotation file.
 SPLITS = ("train", "dev", "test")
@@ -242,6 +258,18 @@ class CaptionDataModule(pl.LightningDataModule):
     def objects(self, split: str) -> list[list[dict[str, Any]]]:
         """Object boxes of each image (empty lists where the annotations have none)."""
         return [list(r.objects) for r in self.records[split]]
+
+    @property
+    def object_words(self) -> ObjectWords | None:
+        """The words that name the annotated objects, for attention correctness: the object
+        records known here are the synthetic scenes' (``shape``, ``colour``, ``size``)."""
+        has_shapes = any(
+            "shape" in obj
+            for records in self.records.values()
+            for r in records
+            for obj in r.objects
+        )
+        return SCENE_OBJECT_WORDS if has_shapes else None
 
     def original_sizes(self, split: str) -> list[tuple[int, int]]:
         """``(width, height)`` of each image file of ``split`` (read from the headers)."""

@@ -15,8 +15,13 @@ from typing import Any
 
 import torch
 from hydra.utils import get_class
+from omegaconf import DictConfig
 
-from seq2seq.captioning.attention_correctness import AttentionCorrectness, attention_correctness
+from seq2seq.captioning.attention_correctness import (
+    AttentionCorrectness,
+    ObjectWords,
+    attention_correctness,
+)
 from seq2seq.captioning.dataset import CaptionBatch
 from seq2seq.captioning.metrics import CaptionScores, caption_scores
 from seq2seq.checkpoint import CHECKPOINT_KEY, checkpoint_payload
@@ -55,6 +60,7 @@ class CaptioningModule(Seq2SeqModule):
         references: callable giving each image's reference captions of a split.
         objects: callable giving each image's object boxes of a split (for attention
             correctness), or None.
+        object_words: which caption words name those objects and their attributes.
         original_sizes: callable giving each image's ``(width, height)`` of a split.
         judge: callable ``(split, captions)`` saying whether each caption is true of its
             image (the synthetic scenes can tell), or giving None.
@@ -79,6 +85,7 @@ class CaptioningModule(Seq2SeqModule):
         meteor: bool | None = None,
         references: Callable[[str], list[list[str]]] | None = None,
         objects: Callable[[str], list[list[dict[str, Any]]]] | None = None,
+        object_words: ObjectWords | None = None,
         original_sizes: Callable[[str], list[tuple[int, int]]] | None = None,
         judge: Callable[[str, list[str]], list[bool] | None] | None = None,
     ) -> None:
@@ -116,6 +123,7 @@ class CaptioningModule(Seq2SeqModule):
         self.meteor = meteor
         self.references = references
         self.objects = objects
+        self.object_words = object_words
         self.original_sizes = original_sizes
         self.judge = judge
         #: Share of test images whose caption is true of the image (percent), where known.
@@ -124,6 +132,63 @@ class CaptioningModule(Seq2SeqModule):
         #: Scores of the last test run, for the caller to print.
         self.test_scores: CaptionScores | None = None
         self.test_attention: AttentionCorrectness | None = None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, datamodule: Any) -> CaptioningModule:
+        caption = cfg.caption
+        module = cls(
+            tokenizer=datamodule.prepare(),
+            max_caption_len=caption.max_len,
+            image={"image_size": datamodule.image_size, "resize": datamodule.resize},
+            backbone_lr_scale=caption.backbone_lr_scale,
+            finetune_epoch=caption.finetune.epoch,
+            finetune_blocks=caption.finetune.blocks,
+            meteor=caption.get("meteor"),
+            objects=datamodule.objects,
+            object_words=datamodule.object_words,
+            original_sizes=datamodule.original_sizes,
+            judge=datamodule.judge_captions,
+            **cls.shared_options(cfg, datamodule),
+        )
+        # The cache is only valid while the backbone never changes.
+        if module.encoder.grad_free and caption.finetune.epoch is None:
+            datamodule.set_feature_extractor(module.encoder)
+        return module
+
+    def test_results(self) -> dict[str, Any]:
+        if self.test_scores is None:
+            return {}
+        result: dict[str, Any] = {
+            f"test_{name}": value for name, value in self.test_scores.as_dict().items()
+        }
+        if self.test_attention is not None:
+            result["attention"] = self.test_attention
+        if self.test_accuracy is not None:
+            result["caption_accuracy"] = self.test_accuracy
+        return result
+
+    def summary_lines(self, result: dict[str, Any]) -> list[str]:
+        if "test_cider" not in result:
+            return []
+        bleu = "  ".join(f"BLEU-{n} {result[f'test_bleu{n}']:.2f}" for n in range(1, 5))
+        meteor = result.get("test_meteor")
+        extra = f"   METEOR {meteor:.2f}" if meteor is not None else "   (METEOR skipped)"
+        lines = [f"test {bleu}", f"test CIDEr-D {result['test_cider']:.2f}{extra}"]
+        if "caption_accuracy" in result:
+            lines.append(
+                f"captions true of their image: {result['caption_accuracy']:.1f}% of test images"
+            )
+        if "attention" in result:
+            att = result["attention"]
+            lines.append(
+                f"attention correctness {att.score:.3f} over {att.n_words} object words "
+                f"(uniform attention: {att.uniform:.3f}; {att.n_hallucinated} named objects "
+                "not in the image)"
+            )
+        return lines
+
+    def usage(self, checkpoint: str) -> str:
+        return f"caption with:    seq2seq-caption {checkpoint} IMAGE..."
 
     @property
     def encoder(self) -> CNNEncoder:
@@ -185,7 +250,8 @@ class CaptioningModule(Seq2SeqModule):
         # Boxes are in image pixels; only a stretched (uncropped) image maps grid cells to
         # image regions without knowing the crop.
         stretched = self.image.get("resize") == "stretch"
-        return stretched and self.objects is not None and any(self.objects(split))
+        known = self.objects is not None and self.object_words is not None
+        return stretched and known and any(self.objects(split))
 
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()
@@ -221,12 +287,14 @@ class CaptioningModule(Seq2SeqModule):
         attentions = [attention for _, attention in outputs]
         if self._wants_attention("test") and self._grid and all(a is not None for a in attentions):
             assert self.objects is not None and self.original_sizes is not None
+            assert self.object_words is not None
             result = attention_correctness(
                 [caption.split() for caption, _ in outputs],
                 attentions,
                 self.objects("test"),
                 self.original_sizes("test"),
                 self._grid,
+                self.object_words,
             )
             self.test_attention = result
             self.log("test/attention_correctness", result.score)

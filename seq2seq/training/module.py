@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from seq2seq.core import EncoderOutput
@@ -65,6 +67,41 @@ class Seq2SeqModule(pl.LightningModule):
         self.val_decode = val_decode or DecodeConfig(beam_size=1)
         self.test_decode = test_decode or DecodeConfig()
         self._outputs: dict[int, Any] = {}
+
+    # --- building from the composed config -----------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: DictConfig, datamodule: Any) -> Seq2SeqModule:
+        """The module of a ``seq2seq-train`` run: ``cfg`` is the whole composed config and
+        ``datamodule`` the instantiated ``cfg.data`` (prepared by this call)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def shared_options(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
+        """The keyword arguments every task's module takes from the composed config."""
+        return {
+            "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
+            "optimizer": instantiate(cfg.optimizer),
+            "scheduler": instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+            "label_smoothing": cfg.loss.label_smoothing,
+            "nonfinite": cfg.loss.nonfinite,
+            "monitor": cfg.monitor,
+            "val_decode": DecodeConfig(**cfg.decode.val),
+            "test_decode": DecodeConfig(**cfg.decode.test),
+            "references": datamodule.references,
+        }
+
+    # --- what a run prints at the end -------------------------------------------------------
+    def test_results(self) -> dict[str, Any]:
+        """The scores of the last test run, as ``test_<metric>`` entries (empty if none)."""
+        return {}
+
+    def summary_lines(self, result: dict[str, Any]) -> list[str]:
+        """Lines that report ``result`` (from :meth:`test_results`) at the end of a run."""
+        return []
+
+    def usage(self, checkpoint: str) -> str:
+        """How to use a checkpoint of this module from the command line."""
+        return ""
 
     # --- what a task says -----------------------------------------------------------------
     def encode(self, batch: Any) -> EncoderOutput:

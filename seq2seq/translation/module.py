@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
 from seq2seq.checkpoint import CHECKPOINT_KEY, checkpoint_payload
 from seq2seq.core import EncoderOutput
@@ -72,6 +73,36 @@ class TranslationModule(Seq2SeqModule):
         self.references = references
         #: Scores of the last test run, for the caller to print.
         self.test_scores: CorpusScores | None = None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, datamodule: Any) -> TranslationModule:
+        src_tokenizer, tgt_tokenizer = datamodule.prepare()
+        return cls(
+            src_tokenizer=src_tokenizer,
+            tgt_tokenizer=tgt_tokenizer,
+            **cls.shared_options(cfg, datamodule),
+        )
+
+    def test_results(self) -> dict[str, Any]:
+        scores = self.test_scores
+        if scores is None:
+            return {}
+        return {
+            "test_bleu": scores.bleu,
+            "test_chrf": scores.chrf,
+            "signatures": {"bleu": scores.bleu_signature, "chrf": scores.chrf_signature},
+        }
+
+    def summary_lines(self, result: dict[str, Any]) -> list[str]:
+        if "test_bleu" not in result:
+            return []
+        return [
+            f"test BLEU = {result['test_bleu']:.2f}   ({result['signatures']['bleu']})",
+            f"test chrF = {result['test_chrf']:.2f}   ({result['signatures']['chrf']})",
+        ]
+
+    def usage(self, checkpoint: str) -> str:
+        return f'translate with:  echo "..." | seq2seq-translate {checkpoint}'
 
     def encode(self, batch: Batch) -> EncoderOutput:
         return self.model.encode(batch.src, batch.src_lengths)

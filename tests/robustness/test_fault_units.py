@@ -16,7 +16,7 @@ from seq2seq.data.tokenizer import WordTokenizer
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO
 from seq2seq.translation.dataset import Example, collate
 from seq2seq.translation.module import TranslationModule
-from tests.test_contracts import DECODERS, ENCODERS
+from tests.models.test_contracts import DECODERS, ENCODERS
 
 
 def test_failed_save_keeps_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:

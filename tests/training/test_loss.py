@@ -9,7 +9,7 @@ from seq2seq.core import lengths_to_mask
 from seq2seq.data.tokenizer import WordTokenizer
 from seq2seq.translation.dataset import Example, collate
 from seq2seq.translation.module import TranslationModule
-from tests.test_contracts import DECODERS, ENCODERS
+from tests.models.test_contracts import DECODERS, ENCODERS
 
 
 def test_loss_includes_doubly_stochastic_term() -> None:

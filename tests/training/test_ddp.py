@@ -20,7 +20,7 @@ from seq2seq.translation.translator import Translator
 @pytest.mark.slow
 def test_two_process_ddp_validation_bleu_equals_single_process(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("seq2seq-train")
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -38,7 +38,7 @@ def test_two_process_ddp_validation_bleu_equals_single_process(tmp_path: Path) -
             "trainer.strategy=ddp",
             "trainer.max_epochs=2",
             "test=false",
-            "+callbacks.seen._target_=tests.ddp_probe.RecordSeen",
+            "+callbacks.seen._target_=tests.training.ddp_probe.RecordSeen",
             f"+callbacks.seen.directory={tmp_path}/seen",
         ],
         cwd=tmp_path,

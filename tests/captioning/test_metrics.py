@@ -16,6 +16,7 @@ from seq2seq.captioning.attention_correctness import (
     box_cell_coverage,
     word_grounding,
 )
+from seq2seq.captioning.datamodule import SCENE_OBJECT_WORDS as WORDS
 from seq2seq.captioning.metrics import CAPTION_METRICS, caption_scores
 from seq2seq.captioning.plots import plot_caption_attention
 
@@ -194,21 +195,21 @@ def _words(caption: str) -> list[str]:
 
 def test_word_grounding() -> None:
     words = "a small red circle above a blue circle , a green star , a circle and a large square"
-    assert word_grounding(words.split(), OBJECTS) == [
+    assert word_grounding(words.split(), OBJECTS, WORDS) == [
         (3, [0]),  # adjectives narrow the two circles to one
         (7, [1]),
         (11, []),  # no star: hallucinated
         (14, [0, 1]),  # a bare noun may be either circle
         (18, []),  # the square is small
     ]
-    assert word_grounding(_words("a red blue circle"), OBJECTS) == [(3, [])]
+    assert word_grounding(_words("a red blue circle"), OBJECTS, WORDS) == [(3, [])]
 
 
 def test_attention_correctness() -> None:
     words = _words("a small red circle")
     attention = torch.full((5, 4), 0.25)  # one extra row for EOS
     attention[3] = torch.tensor([1.0, 0.0, 0.0, 0.0])
-    result = attention_correctness([words], [attention], [OBJECTS], [(4, 4)], (2, 2))
+    result = attention_correctness([words], [attention], [OBJECTS], [(4, 4)], (2, 2), WORDS)
     assert result.score == pytest.approx(1.0)
     assert result.uniform == pytest.approx(4 / 16)  # box area / image area
     assert (result.n_words, result.n_hallucinated) == (1, 0)
@@ -218,17 +219,19 @@ def test_attention_correctness() -> None:
     attention = torch.zeros(len(words), 4)
     attention[2, 0] = attention[6, 0] = 1.0
     attention[12] = torch.tensor([0.5, 0.0, 0.0, 0.5])
-    result = attention_correctness([words], [attention], [OBJECTS], [(4, 4)], (2, 2))
+    result = attention_correctness([words], [attention], [OBJECTS], [(4, 4)], (2, 2), WORDS)
     assert result.score == pytest.approx(2 / 3)
     assert result.uniform == pytest.approx((0.25 + 0.25 + 0.5) / 3)
     assert (result.n_words, result.n_hallucinated) == (3, 1)
 
-    empty = attention_correctness([["a"]], [torch.ones(1, 4) / 4], [OBJECTS], [(4, 4)], (2, 2))
+    empty = attention_correctness(
+        [["a"]], [torch.ones(1, 4) / 4], [OBJECTS], [(4, 4)], (2, 2), WORDS
+    )
     assert math.isnan(empty.score) and empty.n_words == 0
     with pytest.raises(ValueError, match="expected at least"):
-        attention_correctness([words], [torch.zeros(2, 4)], [OBJECTS], [(4, 4)], (2, 2))
+        attention_correctness([words], [torch.zeros(2, 4)], [OBJECTS], [(4, 4)], (2, 2), WORDS)
     with pytest.raises(ValueError, match="must align"):
-        attention_correctness([words], [], [OBJECTS], [(4, 4)], (2, 2))
+        attention_correctness([words], [], [OBJECTS], [(4, 4)], (2, 2), WORDS)
 
 
 # ---------------------------------------------------------------- attention figure

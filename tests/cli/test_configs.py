@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from seq2seq.cli.train import CONF_DIR, train
+from seq2seq.cli.train import train
+from seq2seq.config import config_dir
 from seq2seq.model import build_model
 from tests.conftest import compose_config
 
-EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
 
 
 def test_there_are_experiments() -> None:
@@ -23,7 +24,7 @@ def test_experiment_composes_and_builds(experiment: str, tmp_path: Path) -> None
     cfg = compose_config(tmp_path, f"experiment={experiment}", debug=False)
     OmegaConf.resolve(cfg)
     model_cfg = OmegaConf.to_container(cfg.model)
-    if cfg.task == "captioning":
+    if cfg.task.name == "captioning":
         # The real backbone, with random weights: nothing may be downloaded here.
         model_cfg["encoder"]["weights"] = None
     model = build_model(model_cfg, 50, 60)
@@ -64,7 +65,7 @@ def test_wmt14_experiments_have_the_papers_settings(experiment: str, tmp_path: P
 def test_captioning_experiments_have_the_papers_settings(tmp_path: Path) -> None:
     """Xu et al. 2015 (Sec. 4.2-4.3, 5.1) and Vinyals et al. 2015 (Sec. 3.1)."""
     sat = compose_config(tmp_path, "experiment=coco_sat", debug=False)
-    assert (sat.task, sat.monitor) == ("captioning", "val/cider")
+    assert (sat.task.name, sat.monitor) == ("captioning", "val/cider")
     assert (sat.model.encoder.backbone, sat.model.encoder.weights) == ("vgg19", "IMAGENET1K_V1")
     assert (sat.data.image_size, sat.data.resize) == (224, "stretch")
     decoder = sat.model.decoder

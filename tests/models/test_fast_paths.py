@@ -181,7 +181,7 @@ def test_every_ablation_variant_gives_the_same_loss_and_gradients(decoder) -> No
     from seq2seq.data.tokenizer import WordTokenizer
     from seq2seq.translation.dataset import Example, collate
     from seq2seq.translation.module import TranslationModule
-    from tests.test_contracts import DECODERS, ENCODERS
+    from tests.models.test_contracts import DECODERS, ENCODERS
 
     torch.manual_seed(0)
     tok = WordTokenizer([f"w{i}" for i in range(30)])
