@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -59,13 +59,38 @@ class EncoderOutput:
         return self.mask.sum(dim=1)
 
 
+@dataclass(frozen=True)
+class Vocabularies:
+    """What the model builder knows besides the config: the vocabularies' sizes.
+
+    Attributes:
+        source: source vocabulary size; 0 when the source is not text (images).
+        target: target vocabulary size.
+        pad_id: the padding token id, shared by both.
+    """
+
+    source: int
+    target: int
+    pad_id: int = 0
+
+
 class Encoder(nn.Module, ABC):
-    """Base class of encoders; subclasses set ``output_dim`` and ``summary_dim``."""
+    """Base class of encoders; subclasses set ``output_dim`` and ``summary_dim``.
+
+    :meth:`from_config` is how :func:`seq2seq.model.build_model` builds every encoder: from
+    its config options and the :class:`Vocabularies`, of which each class reads what it needs
+    (an encoder of text its source vocabulary, a CNN nothing).
+    """
 
     #: Size D of each annotation.
     output_dim: int
     #: Size S of the summary vector.
     summary_dim: int
+
+    @classmethod
+    def from_config(cls, vocab: Vocabularies, **options: Any) -> Encoder:
+        """Build from the config's ``options``; the default reads nothing of ``vocab``."""
+        return cls(**options)
 
     @abstractmethod
     def forward(self, src: Tensor, src_lengths: Tensor | None = None) -> EncoderOutput:
@@ -100,9 +125,20 @@ class DecoderOutput(NamedTuple):
 
 
 class Decoder(nn.Module, ABC):
-    """Base class of decoders; subclasses set ``vocab_size``."""
+    """Base class of decoders; subclasses set ``vocab_size``.
+
+    :meth:`from_encoder` is how :func:`seq2seq.model.build_model` builds every decoder: from
+    its config options, the built encoder (whose sizes it reads, so no size is written twice)
+    and the :class:`Vocabularies`.
+    """
 
     vocab_size: int
+
+    @classmethod
+    def from_encoder(cls, encoder: Encoder, vocab: Vocabularies, **options: Any) -> Decoder:
+        """Build for ``encoder``'s outputs; the default passes the target vocabulary size and
+        the padding id (``vocab_size``, ``pad_id``) and reads nothing of the encoder."""
+        return cls(vocab_size=vocab.target, pad_id=vocab.pad_id, **options)
 
     @abstractmethod
     def init_state(self, enc: EncoderOutput) -> DecoderState:

@@ -24,13 +24,11 @@ SCENES = {"n_train": 12, "n_val": 4, "n_test": 4, "image_size": 48, "captions_pe
 MODEL = {
     "encoder": {
         "_target_": "seq2seq.models.encoders.cnn.CNNEncoder",
-        "_partial_": True,
         "backbone": "resnet18",
         "project_dim": 8,
     },
     "decoder": {
         "_target_": "seq2seq.models.decoders.bahdanau.BahdanauDecoder",
-        "_partial_": True,
         "embed_dim": 8,
         "hidden_dim": 8,
         "attention_dim": 8,
@@ -47,7 +45,7 @@ MODEL = {
 
 def test_nic_feeds_the_image_once_before_the_first_word() -> None:
     torch.manual_seed(0)
-    decoder = ContextDecoder(11, 5, 5, embed_dim=4, hidden_dim=3, maxout_dim=2, cell="lstm",
+    decoder = ContextDecoder(11, 5, embed_dim=4, hidden_dim=3, maxout_dim=2, cell="lstm",
                              context_at="start", maxout_pool=1)  # fmt: skip
     summary = torch.randn(2, 5)
     enc = EncoderOutput(torch.randn(2, 1, 5), torch.ones(2, 1, dtype=torch.bool), summary)
@@ -65,7 +63,7 @@ def test_nic_feeds_the_image_once_before_the_first_word() -> None:
     torch.testing.assert_close(decoder.step(prev[:, 0], state, other).logits, out.logits)
     assert decoder.context_proj is None and decoder.init_proj is None
     with pytest.raises(ValueError, match="context_at"):
-        ContextDecoder(11, 5, 5, context_at="middle")
+        ContextDecoder(11, 5, context_at="middle")
 
 
 def _records(tmp_path: Path, n: int = 3) -> list[ImageRecord]:
@@ -194,7 +192,7 @@ def test_backbone_gets_its_own_learning_rate_and_finetune_stage() -> None:
         CaptioningModule(cfg, tokenizer, partial(torch.optim.Adam, lr=0.01),
                          finetune_epoch=1, finetune_blocks=0)  # fmt: skip
     text = {**MODEL, "encoder": {"_target_": "seq2seq.models.encoders.rnn.BiGRUEncoder",
-                                 "_partial_": True, "embed_dim": 4, "hidden_dim": 4}}  # fmt: skip
+                                 "embed_dim": 4, "hidden_dim": 4}}  # fmt: skip
     with pytest.raises(ValueError, match="CNNEncoder"):
         CaptioningModule(text, tokenizer, torch.optim.Adam)
 

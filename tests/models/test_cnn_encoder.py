@@ -47,7 +47,7 @@ def no_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     ],
 )
 def test_shapes(backbone: str, size: int, channels: int, grid: tuple[int, int]) -> None:
-    enc = CNNEncoder(backbone, vocab_size=100, pad_id=0).eval()
+    enc = CNNEncoder(backbone).eval()
     assert enc.output_dim == enc.summary_dim == enc.feature_dim == channels
     out = enc(torch.randn(2, 3, size, size))
     cells = grid[0] * grid[1]

@@ -12,13 +12,11 @@ from seq2seq.model import EncoderDecoder, build_model
 ENCODERS = {
     "bigru": {
         "_target_": "seq2seq.models.encoders.rnn.BiGRUEncoder",
-        "_partial_": True,
         "embed_dim": 7,
         "hidden_dim": 5,
     },
     "gru": {
         "_target_": "seq2seq.models.encoders.rnn.GRUEncoder",
-        "_partial_": True,
         "embed_dim": 7,
         "hidden_dim": 6,
     },
@@ -26,7 +24,6 @@ ENCODERS = {
 DECODERS = {
     "bahdanau": {
         "_target_": "seq2seq.models.decoders.bahdanau.BahdanauDecoder",
-        "_partial_": True,
         "embed_dim": 6,
         "hidden_dim": 6,
         "attention_dim": 4,
@@ -35,7 +32,6 @@ DECODERS = {
     # Show-Attend-Tell's options on the attention decoder.
     "sat": {
         "_target_": "seq2seq.models.decoders.bahdanau.BahdanauDecoder",
-        "_partial_": True,
         "embed_dim": 6,
         "hidden_dim": 6,
         "attention_dim": 4,
@@ -47,7 +43,6 @@ DECODERS = {
     },
     "cho": {
         "_target_": "seq2seq.models.decoders.context.ContextDecoder",
-        "_partial_": True,
         "embed_dim": 6,
         "hidden_dim": 6,
         "maxout_dim": 3,
@@ -55,7 +50,6 @@ DECODERS = {
     # Show-and-Tell as Vinyals et al. feed it: the image (here the summary) once, at the start.
     "nic": {
         "_target_": "seq2seq.models.decoders.context.ContextDecoder",
-        "_partial_": True,
         "embed_dim": 6,
         "hidden_dim": 6,
         "maxout_dim": 3,

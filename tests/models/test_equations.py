@@ -137,9 +137,7 @@ def test_bahdanau_decoder_attends_from_previous_state_and_outputs_from_it() -> N
 
 def test_cho_decoder_reads_context_every_step_and_outputs_from_new_state() -> None:
     torch.manual_seed(2)
-    decoder = ContextDecoder(
-        9, annotation_dim=6, summary_dim=3, embed_dim=5, hidden_dim=4, maxout_dim=2
-    ).eval()
+    decoder = ContextDecoder(9, summary_dim=3, embed_dim=5, hidden_dim=4, maxout_dim=2).eval()
     enc = _tiny_enc()
     state = decoder.init_state(enc)
     torch.testing.assert_close(state["h"], torch.tanh(decoder.init_proj(enc.summary)))  # h'(0)

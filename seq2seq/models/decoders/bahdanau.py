@@ -24,13 +24,26 @@ options: ``gate: true`` scales the context by ``β_t = σ(f_β(h_{t-1}))`` (Sec.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from seq2seq.core import DecoderOutput, DecoderState, EncoderOutput, StepOutput
+from seq2seq.core import (
+    Decoder,
+    DecoderOutput,
+    DecoderState,
+    Encoder,
+    EncoderOutput,
+    StepOutput,
+    Vocabularies,
+)
 from seq2seq.models.decoders.recurrent import RecurrentDecoder
+from seq2seq.models.kernels.attention_gru import SUPPORT as ATTENTION_GRU
 from seq2seq.models.kernels.attention_gru import AttentionGRULoop
+from seq2seq.models.kernels.attention_lstm import SUPPORT as ATTENTION_LSTM
 from seq2seq.models.kernels.attention_lstm import AttentionLSTMLoop
+from seq2seq.models.kernels.support import KernelChoice, KernelSupport
 from seq2seq.models.modules.attention import AdditiveAttention
 from seq2seq.models.modules.cells import BahdanauGRUCell, ContextLSTMCell
 
@@ -62,7 +75,9 @@ class BahdanauDecoder(RecurrentDecoder):
         fused: run the teacher-forced loop as one autograd function with a hand-written
             backward (:mod:`seq2seq.models.kernels.attention_gru`, or
             :mod:`~seq2seq.models.kernels.attention_lstm` for the LSTM: same results,
-            faster); the GRU with the gate, and autocast, use the plain loop.
+            faster). Each kernel states the options it supports (its ``SUPPORT``); any other
+            combination, and autocast, train with the plain loop, and the log says which
+            path runs.
     """
 
     def __init__(
@@ -105,6 +120,30 @@ class BahdanauDecoder(RecurrentDecoder):
         self.output_from_previous = output_from == "previous"
         self.doubly_stochastic = doubly_stochastic
         self.fused = fused
+        self.kernels = KernelChoice(
+            type(self).__name__,
+            (ATTENTION_GRU, ATTENTION_LSTM),
+            {
+                "cell": cell,
+                "gate": gate,
+                "output_from": output_from,
+                "maxout_pool": maxout_pool,
+                "doubly_stochastic": doubly_stochastic,
+                "init_from_summary": init_from_summary,
+                "dropout": dropout,
+            },
+        )
+
+    @classmethod
+    def from_encoder(cls, encoder: Encoder, vocab: Vocabularies, **options: Any) -> Decoder:
+        """Sized from the encoder's annotations (attended) and summary (initial state)."""
+        return cls(
+            vocab_size=vocab.target,
+            annotation_dim=encoder.output_dim,
+            summary_dim=encoder.summary_dim,
+            pad_id=vocab.pad_id,
+            **options,
+        )
 
     def init_state(self, enc: EncoderOutput) -> DecoderState:
         """``s_0`` and ``U_a h_j`` (``keys``, ``(B, N, A)``), computed once per batch."""
@@ -129,18 +168,16 @@ class BahdanauDecoder(RecurrentDecoder):
         return StepOutput(self.output(out_h, embedded, context), new_state, weights)
 
     def can_fuse(self, device_type: str) -> bool:
-        """Whether :meth:`forward` takes the fused loop (see ``fused``)."""
-        cell_fuses = isinstance(self.cell, ContextLSTMCell) or (
-            isinstance(self.cell, BahdanauGRUCell) and self.gate is None
-        )
-        return self.fused and cell_fuses and not torch.is_autocast_enabled(device_type)
+        """Whether :meth:`forward` takes a fused kernel (see ``fused`` and :attr:`kernels`)."""
+        return self.kernels.use(device_type, self.fused) is not None
 
     def forward(
         self, prev_tokens: Tensor, enc: EncoderOutput, target_mask: Tensor | None = None
     ) -> DecoderOutput:
         embedded, x = self.embed(prev_tokens)
-        if self.can_fuse(x.device.type):
-            return self._forward_fused(embedded, x, enc, target_mask)
+        kernel = self.kernels.use(x.device.type, self.fused)
+        if kernel is not None:
+            return self._forward_fused(kernel, embedded, x, enc, target_mask)
         state = self.init_state(enc)
         keys = state.pop("keys")
         # C c_i = C Σ_j α_ij h_j = Σ_j α_ij (C h_j): projecting the annotations once per batch
@@ -167,15 +204,20 @@ class BahdanauDecoder(RecurrentDecoder):
         return DecoderOutput(logits, alphas)
 
     def _forward_fused(
-        self, embedded: Tensor, x: Tensor, enc: EncoderOutput, target_mask: Tensor | None
+        self,
+        kernel: KernelSupport,
+        embedded: Tensor,
+        x: Tensor,
+        enc: EncoderOutput,
+        target_mask: Tensor | None,
     ) -> DecoderOutput:
-        """The plain loop of :meth:`forward` as one autograd function."""
+        """The plain loop of :meth:`forward` as ``kernel``'s autograd function."""
         init = self.initial_cell_state(enc.summary)
         keys = self.attention.project_keys(enc.annotations)
         values = self.context_proj(enc.annotations)
         v = self.attention.v.weight.reshape(-1)
         betas = None
-        if isinstance(self.cell, ContextLSTMCell):
+        if kernel is ATTENTION_LSTM:
             gate = self.gate
             states, alphas, betas = AttentionLSTMLoop.apply(
                 x,

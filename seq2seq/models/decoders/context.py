@@ -19,13 +19,26 @@ inferior results, as the network can explicitly exploit noise in the image and o
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from seq2seq.core import DecoderOutput, DecoderState, EncoderOutput, StepOutput
+from seq2seq.core import (
+    Decoder,
+    DecoderOutput,
+    DecoderState,
+    Encoder,
+    EncoderOutput,
+    StepOutput,
+    Vocabularies,
+)
 from seq2seq.models.decoders.recurrent import RecurrentDecoder
+from seq2seq.models.kernels.gru import CONTEXT_GRU_SUPPORT as CONTEXT_GRU
 from seq2seq.models.kernels.gru import GRULayerLoop
+from seq2seq.models.kernels.lstm import SUPPORT as CONTEXT_LSTM
 from seq2seq.models.kernels.lstm import LSTMLoop
+from seq2seq.models.kernels.support import KernelChoice, KernelSupport
 from seq2seq.models.modules.cells import ChoGRUCell, ContextLSTMCell
 
 CELLS = {"gru": ChoGRUCell, "lstm": ContextLSTMCell}
@@ -37,8 +50,6 @@ class ContextDecoder(RecurrentDecoder):
 
     Args:
         vocab_size: target vocabulary size.
-        annotation_dim: encoder ``output_dim`` (unused: this decoder never looks at the
-            annotations; accepted so that every decoder is built the same way).
         summary_dim: encoder ``summary_dim``, the size of ``c``.
         embed_dim: target embedding size.
         hidden_dim: decoder state size.
@@ -54,13 +65,13 @@ class ContextDecoder(RecurrentDecoder):
         forget_bias: added to an LSTM's forget-gate bias after initialisation.
         fused: run the teacher-forced loop as one autograd function
             (:mod:`seq2seq.models.kernels.gru` for the GRU, :mod:`~seq2seq.models.kernels.lstm`
-            for the LSTM: same results, faster on the CPU); autocast uses the plain loop.
+            for the LSTM: same results, faster on the CPU). Each kernel states the options it
+            supports (its ``SUPPORT``); anything else, and autocast, uses the plain loop.
     """
 
     def __init__(
         self,
         vocab_size: int,
-        annotation_dim: int,
         summary_dim: int,
         embed_dim: int = 256,
         hidden_dim: int = 256,
@@ -93,8 +104,26 @@ class ContextDecoder(RecurrentDecoder):
         )
         self.context_at = context_at
         self.fused = fused
+        self.kernels = KernelChoice(
+            type(self).__name__,
+            (CONTEXT_GRU, CONTEXT_LSTM),
+            {
+                "cell": cell,
+                "context_at": context_at,
+                "maxout_pool": maxout_pool,
+                "forget_bias": forget_bias,
+                "dropout": dropout,
+            },
+        )
         # W_e': the image into the word-embedding space, read once as the input x_{-1}.
         self.image_proj = nn.Linear(summary_dim, embed_dim) if at_start else None
+
+    @classmethod
+    def from_encoder(cls, encoder: Encoder, vocab: Vocabularies, **options: Any) -> Decoder:
+        """Sized from the encoder's summary, the only thing this decoder reads."""
+        return cls(
+            vocab_size=vocab.target, summary_dim=encoder.summary_dim, pad_id=vocab.pad_id, **options
+        )
 
     def init_state(self, enc: EncoderOutput) -> DecoderState:
         """``h'(0)`` and the context term ``C c`` of every step (``context_keys``,
@@ -117,10 +146,10 @@ class ContextDecoder(RecurrentDecoder):
         return new_state
 
     def can_fuse(self, device_type: str) -> bool:
-        """Whether :meth:`forward` takes the fused GRU loop (see ``fused``)."""
-        return self.fused and not torch.is_autocast_enabled(device_type)
+        """Whether :meth:`forward` takes a fused kernel (see ``fused`` and :attr:`kernels`)."""
+        return self.kernels.use(device_type, self.fused) is not None
 
-    def _states_fused(self, x: Tensor, state: DecoderState) -> Tensor:
+    def _states_fused(self, kernel: KernelSupport, x: Tensor, state: DecoderState) -> Tensor:
         """``h'_1 .. h'_T`` ``(B, T, H)`` from the input projections ``x`` ``(B, T, G*H)``.
 
         The LSTM adds its constant context term to every step's input projection.
@@ -129,7 +158,7 @@ class ContextDecoder(RecurrentDecoder):
         recurrent biases (``C_h c`` inside the reset product, as ``b_hn`` is) and the
         gates in the order ``z, r, h`` rather than ``r, z, n``.
         """
-        if isinstance(self.cell, ContextLSTMCell):
+        if kernel is CONTEXT_LSTM:
             gi = x + state["context_keys"].unsqueeze(1)
             return LSTMLoop.apply(gi, state["h"], state["memory"], self.cell.recurrent.weight)
         hidden = self.hidden_dim
@@ -168,8 +197,9 @@ class ContextDecoder(RecurrentDecoder):
     ) -> DecoderOutput:
         embedded, x = self.embed(prev_tokens)
         state = self.init_state(enc)
-        if self.can_fuse(x.device.type):
-            states = self._states_fused(x, state)
+        kernel = self.kernels.use(x.device.type, self.fused)
+        if kernel is not None:
+            states = self._states_fused(kernel, x, state)
         else:
             steps = []
             for t in range(prev_tokens.size(1)):

@@ -80,8 +80,6 @@ class CNNEncoder(Encoder):
         dropout: dropout on the annotations and the summary.
         transform_input: GoogLeNet/Inception v3 only; None is torchvision's default (on for the
             enum pretrained weights, off otherwise).
-        vocab_size: ignored (the model builder passes it to every encoder).
-        pad_id: ignored, likewise.
 
     Attributes:
         feature_dim: channels ``C`` of the backbone's feature map.
@@ -100,11 +98,8 @@ class CNNEncoder(Encoder):
         trainable_blocks: int = 0,
         dropout: float = 0.0,
         transform_input: bool | None = None,
-        vocab_size: int | None = None,
-        pad_id: int | None = None,
     ) -> None:
         super().__init__()
-        del vocab_size, pad_id  # images have no vocabulary
         self.backbone_name = backbone
         model = build_backbone(backbone, weights, transform_input)
         self.feature_node = (

@@ -16,16 +16,23 @@ backward: the same results from the same parameters in much less time.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.core import Encoder, EncoderOutput, lengths_to_mask
+from seq2seq.core import Encoder, EncoderOutput, Vocabularies, lengths_to_mask
 from seq2seq.models.kernels.gru import fused_gru
 
 
 class _RecurrentEncoder(Encoder):
     """Embeddings and a (bi)directional GRU over packed sequences, shared by both encoders."""
+
+    @classmethod
+    def from_config(cls, vocab: Vocabularies, **options: Any) -> Encoder:
+        """An encoder of text embeds the source vocabulary, with its padding id."""
+        return cls(vocab_size=vocab.source, pad_id=vocab.pad_id, **options)
 
     def __init__(
         self,

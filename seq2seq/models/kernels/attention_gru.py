@@ -31,6 +31,23 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from seq2seq.models.kernels.attention_steps import attend, attend_backward
+from seq2seq.models.kernels.support import ANY, KernelSupport, values
+
+#: What this kernel computes as BahdanauDecoder's plain loop does: the GRU of RNNsearch
+#: without Xu et al.'s gate; the output layer, dropout, the initial state and the attention
+#: regulariser act outside the loop.
+SUPPORT = KernelSupport(
+    "attention-GRU",
+    {
+        "cell": values("gru"),
+        "gate": values(False),
+        "output_from": ANY,
+        "maxout_pool": ANY,
+        "doubly_stochastic": ANY,
+        "init_from_summary": ANY,
+        "dropout": ANY,
+    },
+)
 
 
 class AttentionGRULoop(torch.autograd.Function):

@@ -21,6 +21,22 @@ from torch.autograd.function import once_differentiable
 
 from seq2seq.models.kernels.attention_steps import attend, attend_backward
 from seq2seq.models.kernels.lstm import lstm_step, lstm_step_backward
+from seq2seq.models.kernels.support import ANY, KernelSupport, values
+
+#: What this kernel computes as BahdanauDecoder's plain loop does: Show, Attend and Tell's
+#: LSTM with or without the gating scalar; the rest acts outside the loop.
+SUPPORT = KernelSupport(
+    "attention-LSTM",
+    {
+        "cell": values("lstm"),
+        "gate": values(True, False),
+        "output_from": ANY,
+        "maxout_pool": ANY,
+        "doubly_stochastic": ANY,
+        "init_from_summary": ANY,
+        "dropout": ANY,
+    },
+)
 
 
 class AttentionLSTMLoop(torch.autograd.Function):

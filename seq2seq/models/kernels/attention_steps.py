@@ -1,9 +1,14 @@
 """One step of additive attention, forward and backward, for the fused decoder loops.
 
 Shared by :mod:`seq2seq.models.kernels.attention_gru` and
-:mod:`seq2seq.models.kernels.attention_lstm`. The tanh of the energies is computed through
-``tanh(p) = 2σ(2p) - 1`` (see :mod:`seq2seq.models.modules.attention`): with ``σ = σ(2p)``,
-``e = 2 v^T σ - Σv``, and the constant leaves the softmax unchanged.
+:mod:`seq2seq.models.kernels.attention_lstm`. The paper's energies
+``e_j = v_a^T tanh(p_j)``, ``p_j = W_a s + U_a h_j`` (:mod:`seq2seq.models.modules.attention`)
+are computed through ``tanh(p) = 2σ(2p) - 1``: with ``σ = σ(2p)``, ``e_j = 2 v_a^T σ - Σ v_a``,
+and the last term, the same for every ``j``, leaves the softmax unchanged, so
+``α = softmax_j(2 v_a^T σ(2 p_j))``. The weights are the paper's to rounding; the point is
+speed: on CPUs PyTorch's sigmoid runs several times faster than its tanh (1.57 ms against
+0.19 ms on a ``100 x 36 x 256`` tensor, docs/benchmarks.md), and this is the largest
+elementwise operation of a step (``B x N x A`` values).
 """
 
 from __future__ import annotations

@@ -25,6 +25,23 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from seq2seq.models.kernels.support import ANY, KernelSupport, values
+
+#: What :class:`GRULayerLoop` computes as ContextDecoder's plain loop does: Cho's GRU, its
+#: context term where PyTorch's GRU has its recurrent biases (see ContextDecoder); the output
+#: layer, dropout and the initial state act outside the loop. (The encoders' use of this
+#: module, :func:`fused_gru`, runs an ``nn.GRU``'s own parameters and has no options.)
+CONTEXT_GRU_SUPPORT = KernelSupport(
+    "context-GRU",
+    {
+        "cell": values("gru"),
+        "context_at": values("every_step", "start"),
+        "maxout_pool": ANY,
+        "forget_bias": ANY,
+        "dropout": ANY,
+    },
+)
+
 
 class GRULayerLoop(torch.autograd.Function):
     """The recurrence of one GRU layer, all directions at once (see the module docstring)."""

@@ -18,6 +18,22 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from seq2seq.models.kernels.support import ANY, KernelSupport, values
+
+#: What this kernel computes as ContextDecoder's plain loop does: the LSTM with its context
+#: term (zero for ``context_at: start``) added to every step's input; the image step before
+#: the first word, the forget-gate bias, the output layer and dropout act outside the loop.
+SUPPORT = KernelSupport(
+    "context-LSTM",
+    {
+        "cell": values("lstm"),
+        "context_at": values("every_step", "start"),
+        "maxout_pool": ANY,
+        "forget_bias": ANY,
+        "dropout": ANY,
+    },
+)
+
 
 def lstm_step(pre: Tensor, gate: Tensor, memory: Tensor, tanh_out: Tensor) -> tuple[Tensor, Tensor]:
     """One LSTM step from its pre-activations ``pre`` ``(B, 4H)`` and memory ``(B, H)``.
