@@ -18,9 +18,9 @@ from PIL import Image
 from torch import Tensor
 from torchvision import transforms
 
-from seq2seq.captioning.images import load_image, to_rgb
+from seq2seq.captioning.images import PixelLimit, load_image, to_rgb
 from seq2seq.checkpoint import CheckpointError, LoadedModel, load_checkpoint
-from seq2seq.data.tokenizer import BOS, EOS
+from seq2seq.data.tokenizer import BOS, EOS, UNK
 from seq2seq.models.encoders.image_input import RESIZE_MODES, input_transform
 from seq2seq.search.decode import DecodeConfig, decode_encoded
 from seq2seq.search.hypothesis import Hypothesis
@@ -92,13 +92,23 @@ class Captioner:
         loaded: a captioning model and its tokenizer
             (see :func:`seq2seq.checkpoint.load_checkpoint`).
         device: where to run; None picks ``cuda`` when available, else ``cpu``.
+        max_image_pixels: image files with more pixels are refused as possible decompression
+            bombs (an :class:`~seq2seq.captioning.images.ImageError` naming the file); None:
+            Pillow's limit (about 89 million).
 
     Raises:
-        ValueError: the model is not a captioner, its preprocessing settings are unusable, or
-            the device is unknown or unavailable.
+        ValueError: the model is not a captioner, its preprocessing settings are unusable,
+            the device is unknown or unavailable, or ``max_image_pixels`` is not positive.
     """
 
-    def __init__(self, loaded: LoadedModel, device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        device: str | torch.device | None = None,
+        *,
+        max_image_pixels: int | None = None,
+    ) -> None:
+        self.limit = PixelLimit(max_image_pixels, "max_image_pixels")
         if loaded.task != "captioning":
             raise ValueError(f"the model is a {loaded.task!r} model; expected 'captioning'")
         self.image_size, self.resize, self.max_len = _image_settings(loaded.extra)
@@ -116,9 +126,14 @@ class Captioner:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device | None = None
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        *,
+        max_image_pixels: int | None = None,
     ) -> Captioner:
-        """Load the captioning checkpoint at ``path`` (safely: ``weights_only=True``).
+        """Load the captioning checkpoint at ``path`` (safely: ``weights_only=True``);
+        ``device`` and ``max_image_pixels`` as for the constructor.
 
         Raises:
             CheckpointError: the file is missing, unreadable, not a captioning checkpoint, or
@@ -142,14 +157,13 @@ class Captioner:
             _image_settings(loaded.extra)
         except ValueError as err:
             raise CheckpointError(f"checkpoint {path}: {err}") from err
-        return cls(loaded, device=device)
+        return cls(loaded, device=device, max_image_pixels=max_image_pixels)
 
     # --- images ---------------------------------------------------------------------------
-    @staticmethod
-    def _rgb(image: ImageInput) -> Image.Image:
+    def _rgb(self, image: ImageInput) -> Image.Image:
         """An upright RGB image from a path (read with :func:`load_image`) or a PIL image."""
         if isinstance(image, str | Path):
-            return load_image(image)
+            return load_image(image, self.limit)
         if isinstance(image, Image.Image):
             # Same conversion as files get: transparency over white, 16-bit scaled, ...
             return to_rgb(image)
@@ -183,6 +197,7 @@ class Captioner:
         length_penalty: float = 1.0,
         return_attention: bool = False,
         batch_size: int = 16,
+        suppress_unk: bool = True,
     ) -> list[list[Caption]]:
         """Caption ``images``, ``batch_size`` at a time.
 
@@ -193,6 +208,8 @@ class Captioner:
             length_penalty: captions are ranked by ``logprob / length**length_penalty``.
             return_attention: keep each caption's attention maps (models with attention).
             batch_size: images encoded and decoded together.
+            suppress_unk: never generate the unknown token, so no caption says ``<unk>``
+                (the next best word is taken); False lets the model's choice stand.
 
         Returns:
             For each image, in input order, up to ``nbest`` captions, best (highest
@@ -215,6 +232,7 @@ class Captioner:
             nbest=nbest,
             length_penalty=length_penalty,
             return_attention=return_attention,
+            suppress_unk=suppress_unk,
         )
         results: list[list[Caption]] = []
         for start in range(0, len(images), batch_size):
@@ -229,7 +247,9 @@ class Captioner:
     def _caption_batch(self, pixels: Tensor, config: DecodeConfig) -> list[list[Caption]]:
         """Captions of ``pixels`` ``(B, 3, S, S)``."""
         enc = self.model.encoder(pixels.to(self.device))
-        hyps = decode_encoded(self.model.decoder, enc, self.max_len, config, bos_id=BOS, eos_id=EOS)
+        hyps = decode_encoded(
+            self.model.decoder, enc, self.max_len, config, bos_id=BOS, eos_id=EOS, unk_id=UNK
+        )
         out = []
         for nbest in hyps:
             captions = [self._to_caption(h, enc.grid) for h in nbest]

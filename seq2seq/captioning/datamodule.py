@@ -1,10 +1,20 @@
 """The Lightning data module for captioning: annotations and images in, caption batches out.
 
 It reads a Karpathy split JSON or a CSV/JSONL table (or first writes the built-in synthetic
-scenes), checks that every image exists, and builds the caption vocabulary from the training
-references, all in :meth:`CaptionDataModule.prepare`, before a model is built. With a frozen
-backbone it caches the CNN's feature maps on disk once (:mod:`seq2seq.captioning.feature_cache`), so
-that training epochs run the decoder only.
+scenes), checks that every image exists and that its header reads as an image within
+``max_image_pixels``, and builds the caption vocabulary from the training references, all in
+:meth:`CaptionDataModule.prepare`, before a model is built. With a frozen backbone it caches the
+CNN's feature maps on disk once (:mod:`seq2seq.captioning.feature_cache`), so that training
+epochs run the decoder only.
+
+Decoding every image is the costly part of checking them (minutes for a few thousand large
+PNGs), and caching features decodes every image anyway. So an image is decoded once for both:
+with ``skip_bad_images`` the pixel check is not a pass of its own in :meth:`prepare` (the model,
+hence whether features are cached, is not known yet) but is left to :meth:`setup`, where the
+caching pass doubles as the check (the cache lists the images that did not decode, so later
+runs that read the cache decode nothing), and only data that is not cached gets a separate
+decoding pass. The vocabulary is therefore built from the images whose header reads, whether
+or not their pixels turn out corrupt later, which keeps it the same with and without a cache.
 """
 
 from __future__ import annotations
@@ -13,22 +23,22 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from seq2seq.captioning.annotations.reader import read_annotations
 from seq2seq.captioning.annotations.records import AnnotationError, ImageRecord
 from seq2seq.captioning.attention_correctness import ObjectWords
+from seq2seq.captioning.cached_features import CachedFeatures
 from seq2seq.captioning.dataset import CaptionDataset, ImageSource, collate_captions
-from seq2seq.captioning.feature_cache import (
-    cache_key,
-    compute_features,
-    encoder_settings,
-    load_features,
+from seq2seq.captioning.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    PixelLimit,
+    check_headers,
+    check_images,
+    read_header,
 )
-from seq2seq.captioning.images import ImageError, check_images, find_unreadable_images
 from seq2seq.data.loader import batch_loader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import SentencePieceTokenizer, Tokenizer, WordTokenizer
@@ -57,7 +67,7 @@ SCENE_OBJECT_WORDS = ObjectWords(
 SPLITS = ("train", "dev", "test")
 
 
-class CaptionDataModule(pl.LightningDataModule):
+class CaptionDataModule(CachedFeatures, pl.LightningDataModule):
     """Images with reference captions, split into train/dev/test.
 
     Args:
@@ -85,10 +95,15 @@ class CaptionDataModule(pl.LightningDataModule):
         eval_batch_size: images per validation/test batch.
         on_missing: a listed image that does not exist: ``error`` (naming it) or ``skip``
             (dropped and counted).
-        skip_bad_images: decode every image before training and drop (and count) those that
-            are missing, empty, truncated, corrupt or not images at all; False: such a file
-            is an error naming it (a missing one before training, an undecodable one when it
-            is first read).
+        skip_bad_images: drop (and count) the images that are missing, empty, not images at
+            all, over ``max_image_pixels``, truncated or corrupt: every image is decoded
+            once before training (by the feature caching pass when features are cached);
+            False: such a file is an error naming it (before training when its header shows
+            it, else when it is first decoded).
+        max_image_pixels: images with more pixels are refused as possible decompression
+            bombs (an error naming the file, or dropped with ``skip_bad_images``); checked
+            from every image's header in :meth:`prepare`, and wherever images are decoded.
+            None: Pillow's limit (about 89 million).
         cache_features: cache the backbone's features on disk when the backbone is frozen.
         cache_dir: where; defaults to ``.feature_cache`` beside the annotations.
         limit_images: keep only the first ``n`` images of a split (``{train: 1000}``), for
@@ -114,6 +129,7 @@ class CaptionDataModule(pl.LightningDataModule):
         eval_batch_size: int = 64,
         on_missing: str = "error",
         skip_bad_images: bool = False,
+        max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
         cache_features: bool = True,
         cache_dir: str | None = None,
         limit_images: dict[str, int] | None = None,
@@ -143,15 +159,24 @@ class CaptionDataModule(pl.LightningDataModule):
         self.captions_per_image = captions_per_image
         self.on_missing = on_missing
         self.skip_bad_images = skip_bad_images
+        self.limit = PixelLimit(max_image_pixels, "data.max_image_pixels")
         #: images dropped per split (missing with on_missing=skip, or unreadable with
-        #: skip_bad_images=true)
+        #: skip_bad_images=true; those that do not decode are counted by setup)
         self.skipped_images: dict[str, int] = {}
         self.cache_features = cache_features
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.limit_images = dict(limit_images or {})
         self.num_workers = num_workers
         self.seed = seed
+        #: The images of each split: after prepare, those whose file and header are fine;
+        #: after setup, with skip_bad_images, without those whose pixels do not decode.
         self.records: dict[str, list[ImageRecord]] = {}
+        #: The records as prepare left them (the feature cache is keyed and laid out by them).
+        self._listed: dict[str, list[ImageRecord]] = {}
+        #: Per split, what prepare dropped, and (row in _listed, error) of each image of a
+        #: decoding pass that did not decode.
+        self._dropped_early: dict[str, int] = {}
+        self._undecodable: dict[str, list[tuple[int, str]]] = {}
         self.datasets: dict[str, CaptionDataset] = {}
         self.tokenizer: Tokenizer | None = None
         self._extractor: CNNEncoder | None = None
@@ -183,7 +208,7 @@ class CaptionDataModule(pl.LightningDataModule):
                     f"{self.annotations}: no images in split {name!r} (data.splits.{split}); "
                     f"the file has: {found or 'no images'}"
                 )
-            self.records[split] = chosen
+            self.records[split] = self._listed[split] = chosen
             log.info("%s: %d images from %s", split, len(chosen), self.annotations)
         self.tokenizer = self._build_tokenizer(
             [c for r in self.records["train"] for c in r.captions]
@@ -210,8 +235,9 @@ class CaptionDataModule(pl.LightningDataModule):
     def _drop_bad_images(
         self, split: str, records: list[ImageRecord], root: Path
     ) -> list[ImageRecord]:
-        """The records whose image can be used; the others are an error or, as configured,
-        dropped and counted."""
+        """The records whose image file exists and whose header reads within the pixel limit;
+        the others are an error or, as configured, dropped and counted. (Pixels are checked
+        in :meth:`setup`, see the module docstring.)"""
         on_missing = "skip" if self.skip_bad_images else self.on_missing
         try:
             kept, missing = check_images(records, on_missing=on_missing)
@@ -226,15 +252,19 @@ class CaptionDataModule(pl.LightningDataModule):
                 "%s: skipped %d images that are missing or empty (first: %s)",
                 split, len(missing), missing[0].path,
             )  # fmt: skip
-        unreadable: list[tuple[ImageRecord, str]] = []
-        if self.skip_bad_images:
-            kept, unreadable = find_unreadable_images(kept)
-            if unreadable:
-                log.warning(
-                    "%s: skipped %d images that cannot be decoded (data.skip_bad_images=true); "
-                    "first: %s", split, len(unreadable), unreadable[0][1],
-                )  # fmt: skip
-        self.skipped_images[split] = len(missing) + len(unreadable)
+        kept, bad = check_headers(kept, self.limit, what=f"{split}: reading image headers")
+        if bad and not self.skip_bad_images:
+            raise ImageError(
+                f"{bad[0][1]}; {len(bad)} of {len(records)} images of split {split!r} cannot "
+                "be used (data.skip_bad_images=true drops such images)"
+            )
+        if bad:
+            log.warning(
+                "%s: skipped %d images that are not readable images or are over "
+                "data.max_image_pixels=%s (data.skip_bad_images=true); first: %s",
+                split, len(bad), self.limit.pixels, bad[0][1],
+            )  # fmt: skip
+        self.skipped_images[split] = self._dropped_early[split] = len(missing) + len(bad)
         return kept
 
     def _build_tokenizer(self, texts: list[str]) -> Tokenizer:
@@ -273,11 +303,7 @@ class CaptionDataModule(pl.LightningDataModule):
 
     def original_sizes(self, split: str) -> list[tuple[int, int]]:
         """``(width, height)`` of each image file of ``split`` (read from the headers)."""
-        sizes = []
-        for record in self.records[split]:
-            with Image.open(record.path) as image:
-                sizes.append(image.size)
-        return sizes
+        return [read_header(record.path, self.limit)[1] for record in self.records[split]]
 
     def judge_captions(self, split: str, captions: list[str]) -> list[bool] | None:
         """Whether each caption is a true description of its image, for the synthetic scenes
@@ -290,46 +316,6 @@ class CaptionDataModule(pl.LightningDataModule):
             for caption, record, size in zip(captions, self.records[split], sizes, strict=True)
         ]
 
-    # --- features -------------------------------------------------------------------------
-    def set_feature_extractor(self, encoder: CNNEncoder) -> None:
-        """Cache ``encoder``'s backbone features (it must stay frozen for the whole run)."""
-        if not encoder.grad_free:
-            raise ValueError("feature caching needs a frozen backbone (trainable_blocks=0)")
-        self._extractor = encoder
-        # Hashed once here: the key hashes every backbone weight, and every image file is
-        # stat'ed per split, which prepare_data and setup would otherwise both redo.
-        self._feature_settings = {
-            **encoder_settings(encoder),
-            "image_size": self.image_size,
-            "resize": self.resize,
-        }
-        self._cache_paths.clear()
-
-    def _cache_path(self, split: str) -> Path:
-        if split not in self._cache_paths:
-            key = cache_key(self.records[split], self._feature_settings)
-            folder = self.cache_dir or self.annotations.parent / ".feature_cache"
-            self._cache_paths[split] = folder / f"{split}-{key}.npy"
-        return self._cache_paths[split]
-
-    def _features(self, split: str) -> np.ndarray | None:
-        if self._extractor is None or not self.cache_features:
-            return None
-        path = self._cache_path(split)
-        if not path.is_file():
-            device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
-            log.info("%s: caching backbone features of %d images in %s", split,
-                     len(self.records[split]), path)  # fmt: skip
-            compute_features(
-                self._extractor,
-                self.records[split],
-                self.transform,
-                path,
-                batch_size=self.eval_batch_size,
-                device=device,
-            )
-        return load_features(path, len(self.records[split]))
-
     def prepare_data(self) -> None:
         # Runs on one process per node before setup: DDP ranks then find the caches written.
         self.prepare()
@@ -341,7 +327,10 @@ class CaptionDataModule(pl.LightningDataModule):
         for split in SPLITS:
             if split in self.datasets:
                 continue
-            source = ImageSource(self.records[split], self.transform, self._features(split))
+            features, rows = self._resolve(split)
+            source = ImageSource(
+                self.records[split], self.transform, features, rows=rows, limit=self.limit
+            )
             dataset = CaptionDataset(
                 source,
                 tokenizer,

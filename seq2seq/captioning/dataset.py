@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from seq2seq.captioning.annotations.records import ImageRecord
-from seq2seq.captioning.images import load_image
+from seq2seq.captioning.images import PILLOW_LIMIT, PixelLimit, load_image
 from seq2seq.data.padding import pad_targets
 from seq2seq.data.tokenizer import Tokenizer
 
@@ -35,6 +35,10 @@ class ImageSource:
             :func:`~seq2seq.models.encoders.image_input.input_transform`).
         features: ``(num, C, H, W)`` array of cached backbone features (a memory map), used
             instead of the images when given.
+        rows: the row of ``features`` that holds each record's map, when the cache also has
+            rows of images dropped since (None: row ``i`` is record ``i``).
+        limit: images over this many pixels are refused when loaded (worker processes get
+            it with the source, so it holds there too).
     """
 
     def __init__(
@@ -42,12 +46,19 @@ class ImageSource:
         records: Sequence[ImageRecord],
         transform: Callable[..., Tensor],
         features: np.ndarray | None = None,
+        *,
+        rows: Sequence[int] | None = None,
+        limit: PixelLimit = PILLOW_LIMIT,
     ) -> None:
-        if features is not None and len(features) != len(records):
-            raise ValueError(f"{len(features)} cached feature maps for {len(records)} images")
         self.records = list(records)
+        self.rows = list(rows) if rows is not None else None
+        if self.rows is not None and len(self.rows) != len(self.records):
+            raise ValueError(f"{len(self.rows)} feature rows for {len(self.records)} images")
+        if features is not None and self.rows is None and len(features) != len(self.records):
+            raise ValueError(f"{len(features)} cached feature maps for {len(records)} images")
         self.transform = transform
         self.features = features
+        self.limit = limit
 
     @property
     def is_features(self) -> bool:
@@ -58,9 +69,10 @@ class ImageSource:
 
     def __getitem__(self, i: int) -> Tensor:
         if self.features is not None:
+            row = i if self.rows is None else self.rows[i]
             # Stored as float16 to halve the disk; the model computes in float32.
-            return torch.from_numpy(np.asarray(self.features[i], dtype=np.float32))
-        return self.transform(load_image(self.records[i].path))
+            return torch.from_numpy(np.asarray(self.features[row], dtype=np.float32))
+        return self.transform(load_image(self.records[i].path, self.limit))
 
 
 class CaptionExample(NamedTuple):

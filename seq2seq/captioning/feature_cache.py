@@ -7,6 +7,11 @@ that a COCO-sized cache need not fit in memory. The file name carries a hash of 
 the features depend on (backbone, weights, preprocessing, the image list), so a changed
 setting never reads stale features; a file is written under a temporary name and renamed
 only when complete, so an interrupted run leaves nothing that looks finished.
+
+Computing the features decodes every image, so with ``skip_bad_images`` it is also the check
+that the images decode: an image that does not gets a zero row, and its position and error are
+kept beside the array (``<name>.unreadable.json``), for the data module to drop it, now and on
+every later run that reads the cache instead of decoding.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import torch
 from torch import Tensor
 
 from seq2seq.captioning.annotations.records import ImageRecord
-from seq2seq.captioning.images import load_image
+from seq2seq.captioning.images import PILLOW_LIMIT, ImageError, PixelLimit, load_image
+from seq2seq.data.progress import Progress
 from seq2seq.models.encoders.cnn import CNNEncoder
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,9 @@ def compute_features(
     *,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    limit: PixelLimit = PILLOW_LIMIT,
+    skip_unreadable: bool = False,
+    what: str = "caching CNN features",
 ) -> Path:
     """Write the backbone feature maps of ``records`` to ``path`` (``.npy``, float16).
 
@@ -72,36 +81,95 @@ def compute_features(
         path: where the ``(num, C, H, W)`` array goes.
         batch_size: images per forward pass.
         device: where the backbone runs.
+        limit: images over this many pixels are refused (see
+            :class:`~seq2seq.captioning.images.PixelLimit`).
+        skip_unreadable: an image that cannot be decoded gets a zero row and is listed in
+            :func:`unreadable_path` (read back by :func:`load_unreadable`); False: it is an
+            :class:`~seq2seq.captioning.images.ImageError` naming the file.
+        what: how the progress display names the step.
 
     Returns:
         ``path``.
+
+    Raises:
+        ImageError: an image cannot be decoded (without ``skip_unreadable``), or none can.
     """
     if not encoder.grad_free:
         raise ValueError("features can only be cached for a frozen backbone (trainable_blocks=0)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    listing = unreadable_path(path)
+    tmp_listing = listing.with_name(f".{listing.name}.{os.getpid()}.tmp")
     backbone = encoder.backbone
     was_training, home = backbone.training, next(encoder.parameters()).device
     backbone.eval().to(device)
     out: np.ndarray | None = None
+    unreadable: list[tuple[int, str]] = []
     try:
-        for start in range(0, len(records), batch_size):
-            chunk = records[start : start + batch_size]
-            images = torch.stack([transform(load_image(r.path)) for r in chunk]).to(device)
-            features = encoder.extract(images).float().cpu().numpy()  # (b, C, H, W)
-            if out is None:
-                shape = (len(records), *features.shape[1:])
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
-            out[start : start + len(chunk)] = features
+        with Progress(what, len(records), "images") as progress:
+            for start in range(0, len(records), batch_size):
+                chunk = records[start : start + batch_size]
+                rows, pixels = [], []
+                for row, record in enumerate(chunk, start=start):
+                    try:
+                        pixels.append(transform(load_image(record.path, limit)))
+                    except ImageError as err:
+                        if not skip_unreadable:
+                            raise
+                        unreadable.append((row, str(err)))
+                    else:
+                        rows.append(row)
+                if pixels:
+                    images = torch.stack(pixels).to(device)
+                    features = encoder.extract(images).float().cpu().numpy()  # (b, C, H, W)
+                    if out is None:
+                        shape = (len(records), *features.shape[1:])
+                        # A new file reads as zeros: the rows of unreadable images stay 0.
+                        out = np.lib.format.open_memmap(
+                            tmp, mode="w+", dtype=np.float16, shape=shape
+                        )
+                    out[rows] = features
+                progress.update(len(chunk))
         if out is None:
+            if unreadable:
+                raise ImageError(f"{unreadable[0][1]}; none of the {len(records)} images decodes")
             raise ValueError(f"no images to compute features for ({path})")
         out.flush()
         del out
+        # The listing is in place before the array: a finished array always has its own.
+        if unreadable:
+            entries = [{"index": row, "error": error} for row, error in unreadable]
+            tmp_listing.write_text(json.dumps(entries, indent=0))
+            os.replace(tmp_listing, listing)
+        else:
+            listing.unlink(missing_ok=True)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        tmp_listing.unlink(missing_ok=True)
         backbone.to(home).train(was_training)
     return path
+
+
+def unreadable_path(path: Path) -> Path:
+    """Where the images of cache ``path`` that could not be decoded are listed."""
+    return path.with_name(f"{path.stem}.unreadable.json")
+
+
+def load_unreadable(path: Path) -> list[tuple[int, str]]:
+    """``(row, error)`` of each image of cache ``path`` that could not be decoded (its row
+    holds zeros); empty when there is no listing (all decoded)."""
+    listing = unreadable_path(path)
+    if not listing.is_file():
+        return []
+    try:
+        entries = json.loads(listing.read_text(encoding="utf-8"))
+        return [(int(e["index"]), str(e["error"])) for e in entries]
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise ValueError(
+            f"feature cache listing {listing} cannot be read ({err}); delete it and {path} "
+            "to recompute"
+        ) from err
 
 
 def load_features(path: Path, expected: int) -> np.ndarray:

@@ -5,18 +5,27 @@ from print workflows, 16-bit scans, phone photos that are stored sideways with a
 orientation tag, and the odd truncated download. :func:`load_image` turns all of these into
 the same thing (an upright RGB image) and turns every failure into an :class:`ImageError` that
 says which file was at fault, so one bad file among 100k is easy to find.
+
+Pillow refuses images over ``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 million pixels) as possible
+decompression bombs; a genuine scan or panorama can be larger. Every function here takes a
+:class:`PixelLimit`, the limit and the setting a user changes it with (``data.max_image_pixels``
+for training), so the error can name that setting. :func:`read_header` applies the limit
+without decoding any pixels, so that data sets can be checked in seconds before costly work.
 """
 
 from __future__ import annotations
 
 import stat
+import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from seq2seq.captioning.annotations.records import ImageRecord
+from seq2seq.data.progress import Progress
 
 #: File name extensions of the image formats commonly found in captioning datasets.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -31,7 +40,113 @@ class ImageError(ValueError):
     """An image file cannot be used; the message names the file and what was wrong."""
 
 
-def load_image(path: str | Path) -> Image.Image:
+#: Default of ``data.max_image_pixels``: 200 million pixels (a 14142 x 14142 image, 600 MB as
+#: RGB), over twice Pillow's default, so large genuine photos and scans pass while a file
+#: claiming billions of pixels is still refused.
+DEFAULT_MAX_PIXELS = 200_000_000
+
+
+@dataclass(frozen=True)
+class PixelLimit:
+    """The most pixels an image may have before it is refused as a possible decompression bomb.
+
+    Attributes:
+        pixels: the limit; None: Pillow's ``PIL.Image.MAX_IMAGE_PIXELS`` (when that is None
+            too, there is no limit).
+        key: the setting that changes the limit, named in the error
+            (``data.max_image_pixels``, ``--max-image-pixels``, ...).
+    """
+
+    pixels: int | None = None
+    key: str = "PIL.Image.MAX_IMAGE_PIXELS"
+
+    def __post_init__(self) -> None:
+        if self.pixels is not None and (
+            isinstance(self.pixels, bool) or not isinstance(self.pixels, int) or self.pixels < 1
+        ):
+            raise ValueError(
+                f"{self.key} must be a positive number of pixels, or null for Pillow's default "
+                f"({Image.MAX_IMAGE_PIXELS}); got {self.pixels!r}"
+            )
+
+
+#: Pillow's own limit, named as Pillow names it.
+PILLOW_LIMIT = PixelLimit()
+
+# Pillow reads its limit from the module global PIL.Image.MAX_IMAGE_PIXELS, and checks it while
+# opening a file (the header, and a frame or tile size where a format has them), not while
+# decoding. Each open sets the global to its own limit and restores it; the lock keeps two
+# threads from opening under each other's limit or restoring each other's value.
+_PILLOW_GLOBAL = threading.Lock()
+
+
+def _open(path: Path, limit: PixelLimit) -> Image.Image:
+    """``Image.open(path)`` (the header only, no pixels decoded) under ``limit``.
+
+    Raises:
+        ImageError: the file is missing or not a regular file, empty, not an image Pillow can
+            read, or over the limit.
+    """
+    problem = _file_problem(path)
+    if problem is not None:
+        raise ImageError(f"{path}: {problem}")
+    with _PILLOW_GLOBAL:
+        saved = Image.MAX_IMAGE_PIXELS
+        pixels = saved if limit.pixels is None else limit.pixels
+        try:
+            Image.MAX_IMAGE_PIXELS = pixels
+            with warnings.catch_warnings():
+                # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a warning per file
+                # would scroll past unnoticed during training, so it is the error it hints at.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                return Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            Image.MAX_IMAGE_PIXELS = None  # to read the size for the message
+            raise ImageError(_too_large(path, pixels, limit.key, exc)) from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{path}: not an image file Pillow can read") from None
+        except PermissionError as exc:
+            raise ImageError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
+        except (OSError, SyntaxError, EOFError, ValueError) as exc:
+            # Some plugins report a broken header as SyntaxError, EOFError or ValueError.
+            raise ImageError(f"{path}: truncated or corrupt image header ({exc})") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _too_large(path: Path, limit: int | None, key: str, exc: Exception) -> str:
+    """The one-line error for an image over ``limit`` pixels (Pillow's limit is lifted)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+        size = f"is {width}x{height} = {width * height:,} pixels"
+    except Exception:
+        size = f"is too large ({exc})"  # the bomb is in a frame or tile, not the header
+    return (
+        f"{path}: image {size}, over the limit of {limit or 0:,} pixels ({key}); refusing to "
+        f"decode a possible decompression bomb. If the image is genuine, raise {key}"
+    )
+
+
+def read_header(path: str | Path, limit: PixelLimit = PILLOW_LIMIT) -> tuple[str, tuple[int, int]]:
+    """The format and ``(width, height)`` of an image file, read from its header alone.
+
+    Costs a few kilobytes of reading per file, so a data set's every image can be checked
+    before training; whether the pixel data decodes is only known to :func:`load_image`.
+
+    Raises:
+        ImageError: the file is missing, a directory, empty, not an image Pillow can read,
+            has zero width or height, or is over ``limit``.
+    """
+    path = Path(path)
+    with _open(path, limit) as image:
+        size, format = image.size, image.format or "unknown"
+    if size[0] == 0 or size[1] == 0:
+        raise ImageError(f"{path}: image has zero size {size}, expected width and height > 0")
+    return format, size
+
+
+def load_image(path: str | Path, limit: PixelLimit = PILLOW_LIMIT) -> Image.Image:
     """Open an image file and return it fully loaded, upright, in RGB mode.
 
     Greyscale (``1``, ``L``), palette (``P``), CMYK and similar modes are converted to RGB;
@@ -41,44 +156,21 @@ def load_image(path: str | Path) -> Image.Image:
 
     Args:
         path: the image file.
+        limit: images with more pixels are refused (Pillow's limit by default).
 
     Returns:
         A new RGB image of size ``(width, height)`` after EXIF rotation, detached from the file.
 
     Raises:
         ImageError: the file is missing, a directory, empty, not an image Pillow can read,
-            truncated or corrupt, has zero width or height, or is so large that decoding it
-            could be a decompression bomb.
+            truncated or corrupt, has zero width or height, or is over ``limit``, so large
+            that decoding it could be a decompression bomb.
     """
     path = Path(path)
     try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: image file not found") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageError(f"{path}: is a directory, expected an image file")
-    if not stat.S_ISREG(info.st_mode):
-        # Opening a FIFO or device would block or read garbage rather than fail.
-        raise ImageError(f"{path}: not a regular file, expected an image file")
-    if info.st_size == 0:
-        raise ImageError(f"{path}: empty file (0 bytes), expected image data")
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a warning per file
-            # would scroll past unnoticed during training, so treat it as the error it hints at.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()
-                return _finish(image, path)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(
-            f"{path}: refusing to decode a possible decompression bomb ({exc}); raise "
-            "PIL.Image.MAX_IMAGE_PIXELS if the image is genuine"
-        ) from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image file Pillow can read") from None
+        with _open(path, limit) as image:
+            image.load()
+            return _finish(image, path)
     except PermissionError as exc:
         raise ImageError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
     except (OSError, SyntaxError, EOFError) as exc:
@@ -184,28 +276,58 @@ def check_images(
     return kept, skipped
 
 
+def check_headers(
+    records: list[ImageRecord],
+    limit: PixelLimit = PILLOW_LIMIT,
+    *,
+    what: str = "reading image headers",
+) -> tuple[list[ImageRecord], list[tuple[ImageRecord, str]]]:
+    """Read every image's header (:func:`read_header`) and split off those that cannot be used.
+
+    Finds files that are not images, have a broken header, or are over ``limit``, in seconds
+    for thousands of images, with progress shown as ``what``.
+
+    Returns:
+        ``(kept, bad)``, in input order; ``bad`` pairs each record with the
+        :class:`ImageError` message (which names the file).
+    """
+    return _split(records, lambda path: read_header(path, limit), what)
+
+
 def find_unreadable_images(
-    records: Iterable[ImageRecord],
+    records: list[ImageRecord],
+    limit: PixelLimit = PILLOW_LIMIT,
+    *,
+    what: str = "decoding images to check them",
 ) -> tuple[list[ImageRecord], list[tuple[ImageRecord, str]]]:
     """Decode every image and split off those that cannot be used.
 
-    Unlike :func:`check_images`, this reads each file in full, so it finds truncated and
-    corrupt files, and files that are not images, at the cost of one decode per image.
+    Unlike :func:`check_headers`, this reads each file in full, so it also finds truncated
+    and corrupt pixel data, at the cost of one decode per image (progress shown as ``what``).
 
     Returns:
         ``(kept, unreadable)``, in input order; ``unreadable`` pairs each record with the
-        :class:`~seq2seq.captioning.images.ImageError` message (which names the file).
+        :class:`ImageError` message (which names the file).
     """
+    return _split(records, lambda path: load_image(path, limit), what)
+
+
+def _split(
+    records: list[ImageRecord], check: Callable[[Path], object], what: str
+) -> tuple[list[ImageRecord], list[tuple[ImageRecord, str]]]:
+    """Split ``records`` by whether ``check(path)`` raises :class:`ImageError`."""
     kept: list[ImageRecord] = []
-    unreadable: list[tuple[ImageRecord, str]] = []
-    for record in records:
-        try:
-            load_image(record.path)
-        except ImageError as err:
-            unreadable.append((record, str(err)))
-        else:
-            kept.append(record)
-    return kept, unreadable
+    bad: list[tuple[ImageRecord, str]] = []
+    with Progress(what, len(records), "images") as progress:
+        for record in records:
+            try:
+                check(record.path)
+            except ImageError as err:
+                bad.append((record, str(err)))
+            else:
+                kept.append(record)
+            progress.update()
+    return kept, bad
 
 
 def _file_problem(path: Path) -> str | None:
@@ -219,7 +341,8 @@ def _file_problem(path: Path) -> str | None:
     if stat.S_ISDIR(info.st_mode):
         return "is a directory, expected an image file"
     if not stat.S_ISREG(info.st_mode):
+        # Opening a FIFO or device would block or read garbage rather than fail.
         return "not a regular file, expected an image file"
     if info.st_size == 0:
-        return "empty file (0 bytes)"
+        return "empty file (0 bytes), expected image data"
     return None

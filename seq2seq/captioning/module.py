@@ -10,6 +10,7 @@ present), plus attention correctness where the data has object boxes.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -153,7 +154,29 @@ class CaptioningModule(Seq2SeqModule):
         # The cache is only valid while the backbone never changes.
         if module.encoder.grad_free and caption.finetune.epoch is None:
             datamodule.set_feature_extractor(module.encoder)
+        module.expect_eval_mode_backbone()
         return module
+
+    def expect_eval_mode_backbone(self) -> None:
+        """Say once that a frozen backbone stays in eval mode, instead of Lightning's alarm.
+
+        A frozen CNN is kept in eval mode during training on purpose (its BatchNorm
+        statistics must not move), and Lightning warns about every such module at the start
+        of each fit; the warning is silenced for this process and explained once here.
+        """
+        self.train()  # as Lightning puts it at the start of the fit
+        frozen = [m for m in self.modules() if not m.training]
+        if not frozen:
+            return
+        warnings.filterwarnings(
+            "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
+        )
+        log.info(
+            "the frozen %s backbone keeps its %d modules in eval mode while training "
+            "(expected: its BatchNorm statistics stay as trained)",
+            self.encoder.backbone_name,
+            len(frozen),
+        )
 
     def test_results(self) -> dict[str, Any]:
         if self.test_scores is None:
@@ -262,6 +285,7 @@ class CaptioningModule(Seq2SeqModule):
         self.test_decode.return_attention = self._wants_attention("test")
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         outputs = self.gathered_outputs()
         if self.references is None or self.trainer.sanity_checking:
             return

@@ -5,7 +5,8 @@ For each image its path, then its caption and log-probability on indented lines 
 each image's best caption word by word with its attention over the image (Xu et al.'s
 figure), one ``DIR/<stem>.png`` per image. An image that cannot be read is reported on stderr
 as ``error: PATH: REASON`` and skipped; the exit status is then 1. A checkpoint that cannot be
-used stops the program with exit status 2.
+used stops the program with exit status 2. Captions never contain ``<unk>`` (the search takes
+the next best word) unless ``--allow-unk`` is given.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from seq2seq.captioning.captioner import Caption, Captioner
-from seq2seq.captioning.images import ImageError, load_image
+from seq2seq.captioning.images import ImageError, PixelLimit, load_image
 from seq2seq.captioning.plots import plot_caption_attention
 from seq2seq.checkpoint import CheckpointError
 
@@ -60,6 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=_positive_int, default=16, help="images per batch (default 16)"
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument(
+        "--allow-unk",
+        action="store_true",
+        help="let captions contain <unk> (by default the search never generates it)",
+    )
+    parser.add_argument(
+        "--max-image-pixels",
+        type=_positive_int,
+        metavar="N",
+        help="refuse images with more pixels, as possible decompression bombs "
+        f"(default: Pillow's limit, {Image.MAX_IMAGE_PIXELS:,})",
+    )
     return parser
 
 
@@ -140,13 +153,13 @@ class AttentionWriter:
         return True
 
 
-def _load(paths: Sequence[str]) -> tuple[list[tuple[str, Image.Image]], bool]:
+def _load(paths: Sequence[str], limit: PixelLimit) -> tuple[list[tuple[str, Image.Image]], bool]:
     """Read ``paths``; unreadable ones are reported and left out. Returns the loaded images
     and whether any failed."""
     loaded, failed = [], False
     for path in paths:
         try:
-            loaded.append((path, load_image(path)))
+            loaded.append((path, load_image(path, limit)))
         except ImageError as err:  # its message is "PATH: REASON"
             _error(str(err))
             failed = True
@@ -159,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.nbest > args.beam:
         _error(f"--nbest {args.nbest} needs --beam {args.nbest} or more (got --beam {args.beam})")
         return EXIT_FATAL
+    limit = PixelLimit(args.max_image_pixels, "--max-image-pixels")
     try:
-        captioner = Captioner.from_checkpoint(args.checkpoint, device=args.device)
+        captioner = Captioner.from_checkpoint(
+            args.checkpoint, device=args.device, max_image_pixels=args.max_image_pixels
+        )
     except (CheckpointError, ValueError) as err:
         _error(str(err))
         return EXIT_FATAL
@@ -175,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     # Images are read a batch at a time so that a long list never sits in memory at once.
     for start in range(0, len(args.images), args.batch_size):
-        loaded, load_failed = _load(args.images[start : start + args.batch_size])
+        loaded, load_failed = _load(args.images[start : start + args.batch_size], limit)
         failed |= load_failed
         if not loaded:
             continue
@@ -187,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             length_penalty=args.length_penalty,
             return_attention=want_attention,
             batch_size=len(loaded),
+            suppress_unk=not args.allow_unk,
         )
         for (path, image), captions in zip(loaded, results, strict=True):
             print_captions(path, captions, numbered=args.nbest > 1)

@@ -30,6 +30,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         help="longer input lines are cut to this many tokens, with a warning (default 250)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--suppress-unk",
+        action="store_true",
+        help="never generate <unk> (the next best word is taken); off by default, as an <unk> "
+        "in a translation marks a word to look up",
+    )
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -54,6 +60,7 @@ def load_translator(args: argparse.Namespace, nbest: int = 1) -> Translator:
             nbest=nbest,
             length_penalty=args.length_penalty,
             max_len_ratio=args.max_len_ratio,
+            suppress_unk=args.suppress_unk,
         )
         return Translator.from_checkpoint(
             args.checkpoint, decode_config=config, device=args.device, max_src_len=args.max_src_len

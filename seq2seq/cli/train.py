@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from seq2seq.captioning.annotations.records import AnnotationError
 from seq2seq.captioning.images import ImageError
@@ -36,10 +38,11 @@ from seq2seq.config import compose_train_config, config_dir
 from seq2seq.errors import ConfigError
 from seq2seq.models.encoders.backbones import WeightsUnavailableError
 from seq2seq.runtime import keep_freed_memory
+from seq2seq.training.budget import RunBudget, format_duration, parse_duration
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
 from seq2seq.training.csv_logger import CSVLogger
 from seq2seq.training.module import Seq2SeqModule
-from seq2seq.training.resume import TrainingInterrupted
+from seq2seq.training.resume import LAST, TrainingInterrupted
 from seq2seq.translation.corpus import CorpusError
 
 log = logging.getLogger(__name__)
@@ -67,8 +70,43 @@ def _module_class(cfg: DictConfig) -> type[Seq2SeqModule]:
     return cls
 
 
+def _user_instantiate(node: Any, **kwargs: Any) -> Any:
+    """``instantiate``, with a user error raised inside a constructor reported as itself
+    (Hydra wraps it in an InstantiationException carrying the whole chain)."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, USER_ERRORS):
+            raise cause from None
+        raise
+
+
+def _validation_is_off(cfg: DictConfig) -> bool:
+    """``trainer.limit_val_batches=0``: no validation, so nothing to monitor."""
+    limit = cfg.trainer.get("limit_val_batches")
+    return limit is not None and float(limit) == 0.0
+
+
+def _without_monitoring(cfg: DictConfig) -> None:
+    """Turn off what follows the validation metric: early stopping, best-checkpoint
+    selection (callbacks with a ``monitor``) and the plateau scheduler."""
+    with open_dict(cfg):
+        for name in [
+            n for n, node in (cfg.get("callbacks") or {}).items() if node and "monitor" in node
+        ]:
+            cfg.callbacks[name] = None
+        cfg.scheduler = None
+    log.warning(
+        "validation is off (trainer.limit_val_batches=0): early stopping, best-checkpoint "
+        "selection and the learning-rate scheduler are off; last.ckpt is saved%s",
+        " and the test split is decoded with the final weights" if cfg.get("test") else "",
+    )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and (when ``cfg.test``) test the configured model; returns a result summary."""
+    started = time.monotonic()
     module_class = _module_class(cfg)
     # Checked first: a wrong checkpoint should not cost the data preparation.
     ckpt_path = resolve_ckpt_path(cfg)
@@ -76,35 +114,48 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path is not None:
         resume_step = check_resume_checkpoint(ckpt_path, cfg.task.name)
         log.info("resuming from %s (global step %d)", ckpt_path, resume_step)
+    validating = not _validation_is_off(cfg)
+    if not validating:
+        _without_monitoring(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
+    datamodule = _user_instantiate(cfg.data)
     module = module_class.from_config(cfg, datamodule)
     parameters = sum(p.numel() for p in module.parameters())
     log.info("model: %s parameters\n%s", f"{parameters:,}", module.model)
 
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    budget = cfg.get("budget")
+    if budget is not None:
+        seconds = parse_duration(budget)
+        test_examples = len(datamodule.references("test")) if cfg.get("test") else 0
+        module.time_test_decoding = test_examples > 0
+        callbacks.append(
+            RunBudget(seconds, started, lambda: module.test_decode_seconds(test_examples))
+        )
     loggers = _instantiate_all(cfg.get("logger"))
     for logger in loggers:
         if resume_step is not None and isinstance(logger, CSVLogger):
             logger.continue_from(resume_step)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer,
-        plugins=[AtomicCheckpointIO()],
-        callbacks=_instantiate_all(cfg.get("callbacks")),
-        logger=loggers,
+    trainer: pl.Trainer = _user_instantiate(
+        cfg.trainer, plugins=[AtomicCheckpointIO()], callbacks=callbacks, logger=loggers
     )
     # weights_only: resuming never unpickles objects (see seq2seq.checkpoint).
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     checkpoint = trainer.checkpoint_callback
-    best = getattr(checkpoint, "best_model_path", "") or ""
+    best = (getattr(checkpoint, "best_model_path", "") or "") if validating else ""
+    last = Path(cfg.run_dir) / "checkpoints" / LAST
     result: dict[str, Any] = {
         "task": cfg.task.name,
         "run_dir": str(Path(cfg.run_dir).resolve()),
         "best_checkpoint": best,
+        "last_checkpoint": str(last.resolve()) if last.is_file() else "",
     }
     if cfg.get("test"):
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         result.update(module.test_results())
+    result["elapsed"] = time.monotonic() - started
+    result["budget"] = parse_duration(budget) if budget is not None else None
     if trainer.is_global_zero:
         _print_summary(result, module)
     return result
@@ -113,9 +164,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def _print_summary(result: dict[str, Any], module: Seq2SeqModule) -> None:
     lines = ["", "=" * 72, *module.summary_lines(result)]
     lines.append(f"run directory:   {result['run_dir']}")
-    lines.append(f"best checkpoint: {result['best_checkpoint'] or '(none saved)'}")
+    usable = result["best_checkpoint"] or result["last_checkpoint"]
     if result["best_checkpoint"]:
-        lines.append(module.usage(result["best_checkpoint"]))
+        lines.append(f"best checkpoint: {result['best_checkpoint']}")
+    elif result["last_checkpoint"]:
+        lines.append(f"last checkpoint: {result['last_checkpoint']} (no validation: no best)")
+    else:
+        lines.append("best checkpoint: (none saved)")
+    if usable:
+        lines.append(module.usage(usable))
+    elapsed = f"elapsed:         {format_duration(result['elapsed'])}"
+    if result.get("budget") is not None:
+        elapsed += f" (budget {format_duration(result['budget'])}, test decoding included)"
+    lines.append(elapsed)
     lines.append("=" * 72)
     print("\n".join(lines), flush=True)
 

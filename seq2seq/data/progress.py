@@ -2,8 +2,9 @@
 
 On a terminal it is a tqdm bar on stderr (count, rate, time left); otherwise, in a log file
 or a pipe, a log line every ``every`` seconds with the same figures, and one when the step
-ends, so that a step of minutes is never silent. Steps that end within ``every`` seconds
-print nothing but their closing line.
+ends, so that a step of minutes is never silent. A step that ends within a second logs its
+closing line at DEBUG level only (encoding the three lines of a translation request is not
+news).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ class Progress:
             self._bar.close()
             self._bar = None
         elapsed = time.monotonic() - self.start
-        self.log.info(
+        self.log.log(
+            logging.INFO if elapsed >= 1.0 else logging.DEBUG,
             "%s: %s %s in %s (%s/s)",
             self.what,
             f"{self.count:,}",

@@ -140,6 +140,7 @@ class SentencePieceTokenizer(Tokenizer, kind="sentencepiece"):
         seed: int = 0,
         max_sentences: int | None = None,
         num_threads: int = 8,
+        hard_vocab_limit: bool = True,
     ) -> SentencePieceTokenizer:
         """Train a model in memory; nothing is written to disk.
 
@@ -152,6 +153,9 @@ class SentencePieceTokenizer(Tokenizer, kind="sentencepiece"):
             seed: seeds SentencePiece's sentence sampling.
             max_sentences: train on a random sample of this many sentences (for big corpora).
             num_threads: training threads.
+            hard_vocab_limit: a ``vocab_size`` the corpus cannot fill is an error; False
+                makes it a cap, and the model has as many pieces as the corpus allows
+                (compare :attr:`vocab_size` with the request).
 
         Raises:
             ValueError: ``vocab_size`` is too large or too small for this corpus (the message
@@ -173,6 +177,7 @@ class SentencePieceTokenizer(Tokenizer, kind="sentencepiece"):
             bos_id=BOS,
             eos_id=EOS,
             num_threads=num_threads,
+            hard_vocab_limit=hard_vocab_limit,
             minloglevel=2,  # errors only; training otherwise logs pages to stderr
         )
         if max_sentences is not None:
@@ -305,6 +310,7 @@ def build_tokenizers(
     vocab_size: int,
     joint: bool,
     model_type: ModelType = "unigram",
+    hard_vocab_limit: bool = False,
 ) -> tuple[Tokenizer, Tokenizer]:
     """Build the source and target tokenizers from training text.
 
@@ -315,6 +321,9 @@ def build_tokenizers(
         vocab_size: ids per tokenizer, special ones included (a cap for ``"word"``).
         joint: one tokenizer trained on both sides, returned twice (shared vocabulary).
         model_type: SentencePiece model, ``"unigram"`` or ``"bpe"``; ignored for ``"word"``.
+        hard_vocab_limit: SentencePiece only: a ``vocab_size`` the corpus cannot fill is an
+            error; False (the default) lowers it to what the corpus allows (a ``"word"``
+            vocabulary is always capped, never filled up).
 
     Returns:
         ``(src_tokenizer, tgt_tokenizer)``.
@@ -323,7 +332,9 @@ def build_tokenizers(
         ValueError: unknown ``kind``, or a vocabulary that does not fit the corpus.
     """
     if kind == "sentencepiece":
-        build = lambda texts: SentencePieceTokenizer.train(texts, vocab_size, model_type)
+        build = lambda texts: SentencePieceTokenizer.train(
+            texts, vocab_size, model_type, hard_vocab_limit=hard_vocab_limit
+        )
     elif kind == "word":
         build = lambda texts: WordTokenizer.build(texts, max_size=vocab_size)
     else:

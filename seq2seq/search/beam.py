@@ -51,6 +51,7 @@ def beam_search(
     length_penalty: float = 1.0,
     nbest: int = 1,
     return_attention: bool = False,
+    unk_id: int | None = None,
 ) -> list[list[Hypothesis]]:
     """Beam search for every example of a batch (see the module docstring for the criterion).
 
@@ -65,6 +66,9 @@ def beam_search(
             0 ranks by the raw log-probability, 1 by its per-token average.
         nbest: number of hypotheses returned per example, ``1 <= nbest <= beam_size``.
         return_attention: keep the ``(L, N)`` attention rows of every hypothesis.
+        unk_id: when given, this token (the unknown word) is never generated: its
+            log-probability is set to -inf before the extensions are ranked (the other
+            tokens keep the model's log-probabilities; nothing is renormalised).
 
     Returns:
         For each example, in input order, up to ``nbest`` hypotheses sorted by decreasing
@@ -116,6 +120,8 @@ def beam_search(
         n_active = len(active)
         out = decoder.step(prev, state, enc)
         log_probs = torch.log_softmax(out.logits.float(), dim=-1)  # (A*K, V)
+        if unk_id is not None:
+            log_probs[:, unk_id] = float("-inf")
         vocab = log_probs.size(-1)
         track_attention = return_attention and out.attention is not None
         if track_attention and attn_history is None:

@@ -18,6 +18,7 @@ def greedy_search(
     eos_id: int,
     max_len: Tensor | int,
     return_attention: bool = False,
+    unk_id: int | None = None,
 ) -> list[Hypothesis]:
     """Decode every example of a batch greedily.
 
@@ -34,6 +35,9 @@ def greedy_search(
         eos_id: token that ends a sentence.
         max_len: maximum number of generated tokens, an int or a ``(B,)`` tensor.
         return_attention: keep the attention rows of every generated token.
+        unk_id: when given, this token (the unknown word) is never generated: its
+            log-probability is set to -inf before the best token is taken, so the next best
+            is taken instead (scores stay the model's log-probabilities of what was chosen).
 
     Returns:
         One :class:`Hypothesis` per example, in input order. Its ``normalized_score`` is the
@@ -67,6 +71,8 @@ def greedy_search(
     for t in range(steps_cap):
         out = decoder.step(prev, state, enc)
         log_probs = torch.log_softmax(out.logits.float(), dim=-1)
+        if unk_id is not None:
+            log_probs[:, unk_id] = float("-inf")
         best_log_prob, best_token = log_probs.max(dim=-1)  # (A,), (A,)
 
         tokens[active, t] = best_token

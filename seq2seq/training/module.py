@@ -8,6 +8,7 @@ outputs, and how a split is scored; the model itself is the same encoder-decoder
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -67,6 +68,13 @@ class Seq2SeqModule(pl.LightningModule):
         self.val_decode = val_decode or DecodeConfig(beam_size=1)
         self.test_decode = test_decode or DecodeConfig()
         self._outputs: dict[int, Any] = {}
+        #: Seconds per example of validation decoding, and how many times dearer the test
+        #: search is (measured on one batch when :attr:`time_test_decoding` is set).
+        self.time_test_decoding = False
+        self._val_seconds = 0.0
+        self._val_examples = 0
+        self._val_seconds_per_example: float | None = None
+        self._test_cost_ratio: float | None = None
 
     # --- building from the composed config -----------------------------------------------
     @classmethod
@@ -177,7 +185,24 @@ class Seq2SeqModule(pl.LightningModule):
         total, tokens = self.loss(batch)
         size = self.batch_size(batch)
         self.log("val/loss", total / tokens.clamp(min=1), batch_size=size, sync_dist=True)
+        start = time.monotonic()
         self.decode_batch(batch, self.val_decode)
+        seconds = time.monotonic() - start
+        self._val_seconds += seconds
+        self._val_examples += len(batch.indices)  # examples decoded (images, for captions)
+        if self.time_test_decoding and self._test_cost_ratio is None and seconds > 0:
+            kept = dict(self._outputs)  # the test search's outputs are thrown away
+            start = time.monotonic()
+            self.decode_batch(batch, self.test_decode)
+            self._test_cost_ratio = (time.monotonic() - start) / seconds
+            self._outputs = kept
+
+    def test_decode_seconds(self, examples: int) -> float:
+        """Expected seconds to decode ``examples`` test examples, from the last validation
+        (0 before one has been timed)."""
+        if self._val_seconds_per_example is None or self._test_cost_ratio is None:
+            return 0.0
+        return self._val_seconds_per_example * self._test_cost_ratio * examples
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self.decode_batch(batch, self.test_decode)
@@ -189,6 +214,11 @@ class Seq2SeqModule(pl.LightningModule):
     # --- outputs across ranks -------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._outputs = {}
+        self._val_seconds, self._val_examples = 0.0, 0
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val_examples:
+            self._val_seconds_per_example = self._val_seconds / self._val_examples
 
     def on_test_epoch_start(self) -> None:
         self._outputs = {}

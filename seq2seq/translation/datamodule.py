@@ -8,6 +8,7 @@ serves a real corpus and the built-in synthetic task, which only writes its file
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from seq2seq.data.loader import batch_loader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import Tokenizer, build_tokenizers
 from seq2seq.datasets.synthetic import SyntheticConfig, write_synthetic_corpus
+from seq2seq.errors import ConfigError
 from seq2seq.translation.corpus import Corpus, CorpusError, read_parallel, read_tsv
 from seq2seq.translation.dataset import TranslationDataset, collate
+from seq2seq.translation.metrics import BLEU_TOKENIZERS
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ class TranslationDataModule(pl.LightningDataModule):
         encoding_errors: ``strict`` (fail on invalid UTF-8) or ``replace``.
         num_workers: DataLoader worker processes.
         seed: seed of the batch order.
+        bleu_tokenize: sacrebleu's BLEU tokenizer: ``13a`` for detokenised text, ``none``
+            for text that is tokenised already (the synthetic task).
     """
 
     def __init__(
@@ -69,10 +74,11 @@ class TranslationDataModule(pl.LightningDataModule):
         encoding_errors: str = "strict",
         num_workers: int = 0,
         seed: int = 0,
+        bleu_tokenize: str = "13a",
     ) -> None:
         super().__init__()
         if format not in FORMATS:
-            raise ValueError(f"data.format must be one of {FORMATS}, got {format!r}")
+            raise ConfigError(f"data.format must be one of {FORMATS}, got {format!r}")
         self.dir = Path(dir).expanduser()
         self.src_lang, self.tgt_lang, self.format = src_lang, tgt_lang, format
         self.splits = {**{s: s for s in SPLITS}, **(splits or {})}
@@ -80,6 +86,11 @@ class TranslationDataModule(pl.LightningDataModule):
         self.tokenizer_cfg = {"kind": "sentencepiece", "vocab_size": 8000, "joint": False}
         self.tokenizer_cfg.update(tokenizer or {})
         self.max_len = max_len
+        if bleu_tokenize not in BLEU_TOKENIZERS:
+            raise ConfigError(
+                f"data.bleu_tokenize must be one of {BLEU_TOKENIZERS}, got {bleu_tokenize!r}"
+            )
+        self.bleu_tokenize = bleu_tokenize
         self.max_tokens, self.batch_size = max_tokens, batch_size
         self.sort_groups = sort_groups
         self.eval_max_tokens = eval_max_tokens
@@ -140,18 +151,39 @@ class TranslationDataModule(pl.LightningDataModule):
             )
         cfg = dict(self.tokenizer_cfg)
         train = self.corpora["train"]
+        kind = cfg.pop("kind", None)
+        log.info("training the %s tokenizers on %d sentence pairs", kind, len(train))
+        started = time.monotonic()
         try:
             self.src_tokenizer, self.tgt_tokenizer = build_tokenizers(
-                cfg.pop("kind"), train.src, train.tgt, **cfg
+                kind, train.src, train.tgt, **cfg
             )
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"data.tokenizer ({self.tokenizer_cfg}): {err}") from err
-        log.info(
-            "vocabularies: source %d, target %d",
-            self.src_tokenizer.vocab_size,
-            self.tgt_tokenizer.vocab_size,
-        )
+        except TypeError as err:
+            raise ConfigError(f"data.tokenizer ({self.tokenizer_cfg}): {err}") from None
+        except ValueError as err:
+            # SentencePiece's limits name its own arguments: say which config keys they are.
+            text = str(err).replace("vocab_size", "data.tokenizer.vocab_size")
+            text = text.replace("character_coverage", "data.tokenizer.character_coverage")
+            raise ConfigError(f"data.tokenizer: {text}") from None
+        log.info("tokenizers trained in %.1f s", time.monotonic() - started)
+        self._report_vocabularies(kind, cfg.get("vocab_size"))
+
         return self.src_tokenizer, self.tgt_tokenizer
+
+    def _report_vocabularies(self, kind: str, requested: int | None) -> None:
+        sizes = {"source": self.src_tokenizer.vocab_size, "target": self.tgt_tokenizer.vocab_size}
+        log.info("vocabularies: source %d, target %d", sizes["source"], sizes["target"])
+        if kind != "sentencepiece" or requested is None:
+            return
+        short = [f"{side} {size}" for side, size in sizes.items() if size < requested]
+        if short:
+            log.warning(
+                "data.tokenizer.vocab_size=%d is more than this corpus allows: %s pieces "
+                "(lowered to what the corpus fills; data.tokenizer.hard_vocab_limit=true makes "
+                "this an error)",
+                requested,
+                ", ".join(short),
+            )
 
     def setup(self, stage: str | None = None) -> None:
         src_tok, tgt_tok = self.prepare()

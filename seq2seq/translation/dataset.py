@@ -19,6 +19,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from seq2seq.data.padding import pad_targets
+from seq2seq.data.progress import Progress
 from seq2seq.data.tokenizer import PAD, Tokenizer
 
 
@@ -122,8 +123,8 @@ class TranslationDataset(Dataset[Example]):
             raise ValueError("tgt_tok is required when tgt_texts is given")
         if max_len is not None and max_len < 1:
             raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
-        src_ids = src_tok.encode_batch(src_texts)
-        tgt_ids = None if tgt_texts is None else tgt_tok.encode_batch(tgt_texts)
+        src_ids = _encode(src_tok, src_texts, "source")
+        tgt_ids = None if tgt_texts is None else _encode(tgt_tok, tgt_texts, "target")
 
         keep: list[int] = []
         self.dropped_too_long = self.dropped_empty = 0
@@ -171,6 +172,22 @@ class TranslationDataset(Dataset[Example]):
     def __getitem__(self, i: int) -> Example:
         tgt = None if self._tgt is None else self._tgt[i]
         return Example(int(self.indices[i]), self._src[i], tgt)
+
+
+#: Sentences encoded per call: large enough for SentencePiece's threads, small enough for the
+#: progress display to move.
+ENCODE_CHUNK = 20_000
+
+
+def _encode(tokenizer: Tokenizer, texts: Sequence[str], side: str) -> list[list[int]]:
+    """Token ids of ``texts``, chunk by chunk, with progress shown for a large corpus."""
+    ids: list[list[int]] = []
+    with Progress(f"encoding the {side} sentences", total=len(texts), unit="sentences") as shown:
+        for start in range(0, len(texts), ENCODE_CHUNK):
+            chunk = texts[start : start + ENCODE_CHUNK]
+            ids.extend(tokenizer.encode_batch(chunk))
+            shown.update(len(chunk))
+    return ids
 
 
 def collate(examples: Sequence[Example]) -> Batch:

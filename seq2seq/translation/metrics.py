@@ -48,13 +48,24 @@ class CorpusScores:
         )
 
 
-def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> CorpusScores:
-    """Score detokenised ``hypotheses`` against one reference each."""
+#: sacrebleu's BLEU tokenizers that a data config may name (``data.bleu_tokenize``).
+BLEU_TOKENIZERS = ("13a", "none", "intl", "char", "zh", "ja-mecab", "ko-mecab", "flores200")
+
+
+def corpus_scores(
+    hypotheses: Sequence[str], references: Sequence[str], bleu_tokenize: str = "13a"
+) -> CorpusScores:
+    """Score detokenised ``hypotheses`` against one reference each.
+
+    ``bleu_tokenize`` is sacrebleu's tokenizer for BLEU: ``13a`` (its default, for detokenised
+    text), or ``none`` for text that is tokenised already (the synthetic task's), which
+    sacrebleu would otherwise warn about.
+    """
     if len(hypotheses) != len(references):
         raise ValueError(
             f"{len(hypotheses)} hypotheses but {len(references)} references: they must align"
         )
-    bleu, chrf = BLEU(), CHRF()
+    bleu, chrf = BLEU(tokenize=bleu_tokenize), CHRF()
     refs = [list(references)]
     bleu_score = bleu.corpus_score(list(hypotheses), refs)
     chrf_score = chrf.corpus_score(list(hypotheses), refs)

@@ -8,6 +8,7 @@ order: corpus BLEU is not an average of per-rank BLEUs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +23,8 @@ from seq2seq.search.decode import DecodeConfig, decode
 from seq2seq.training.module import Seq2SeqModule
 from seq2seq.translation.dataset import Batch
 from seq2seq.translation.metrics import CorpusScores, corpus_scores
+
+log = logging.getLogger(__name__)
 
 
 class TranslationModule(Seq2SeqModule):
@@ -40,6 +43,7 @@ class TranslationModule(Seq2SeqModule):
         val_decode: decoding for validation (greedy by default).
         test_decode: decoding for the test set.
         references: callable giving the reference strings of a split ("dev", "test").
+        bleu_tokenize: sacrebleu's BLEU tokenizer (``none`` for tokenised text).
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class TranslationModule(Seq2SeqModule):
         val_decode: DecodeConfig | None = None,
         test_decode: DecodeConfig | None = None,
         references: Callable[[str], list[str]] | None = None,
+        bleu_tokenize: str = "13a",
     ) -> None:
         model_cfg = dict(model_cfg)
         super().__init__(
@@ -71,15 +76,25 @@ class TranslationModule(Seq2SeqModule):
         self.src_tokenizer = src_tokenizer
         self.tgt_tokenizer = tgt_tokenizer
         self.references = references
+        self.bleu_tokenize = bleu_tokenize
         #: Scores of the last test run, for the caller to print.
         self.test_scores: CorpusScores | None = None
 
     @classmethod
     def from_config(cls, cfg: DictConfig, datamodule: Any) -> TranslationModule:
         src_tokenizer, tgt_tokenizer = datamodule.prepare()
+        tokenize = datamodule.bleu_tokenize
+        log.info(
+            "BLEU: sacrebleu with tokenize=%s%s",
+            tokenize,
+            " (the text is tokenised already: BLEU counts its own tokens)"
+            if tokenize == "none"
+            else "",
+        )
         return cls(
             src_tokenizer=src_tokenizer,
             tgt_tokenizer=tgt_tokenizer,
+            bleu_tokenize=tokenize,
             **cls.shared_options(cfg, datamodule),
         )
 
@@ -118,6 +133,7 @@ class TranslationModule(Seq2SeqModule):
             self._outputs[index] = self.tgt_tokenizer.decode(nbest[0].tokens)
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         scores = self._score("dev")
         if scores is not None:
             # Every rank holds the same gathered score, so no reduction is needed.
@@ -141,7 +157,7 @@ class TranslationModule(Seq2SeqModule):
                 f"decoded {len(hypotheses)} {split} sentences but have {len(references)} "
                 "references: every example must be decoded exactly once"
             )
-        return corpus_scores(hypotheses, references)
+        return corpus_scores(hypotheses, references, self.bleu_tokenize)
 
     # --- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -14,8 +14,10 @@ import torch
 from PIL import Image
 
 from seq2seq.captioning.captioner import Captioner
+from seq2seq.captioning.images import ImageError
 from seq2seq.cli import caption as caption_cli
 from seq2seq.cli.train import train
+from seq2seq.data.tokenizer import UNK
 from tests.conftest import compose_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -262,3 +264,75 @@ def test_console_script_runs_as_a_user_runs_it(sat: dict, tmp_path: Path) -> Non
     assert "logprob:" in proc.stdout
     assert f"error: {missing}: image file not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- <unk> and the pixel limit --------------------------------------------------------------
+@pytest.fixture
+def unk_loving(sat: dict, monkeypatch: pytest.MonkeyPatch) -> Captioner:
+    """A fresh captioner whose decoder (every instance of its class, so the command line's
+    too) puts <unk> far ahead of every other word at every step."""
+    captioner = Captioner.from_checkpoint(sat["ckpt"], device="cpu")
+    decoder_class = type(captioner.model.decoder)
+    step = decoder_class.step
+
+    def biased(self, prev_tokens, state, enc):  # noqa: ANN001, ANN202
+        out = step(self, prev_tokens, state, enc)
+        logits = out.logits.clone()
+        logits[:, UNK] += 50.0
+        return out._replace(logits=logits)
+
+    monkeypatch.setattr(decoder_class, "step", biased)
+    return captioner
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_api_never_says_unk_unless_allowed(sat: dict, unk_loving: Captioner, beam: int) -> None:
+    images = sat["images"][:2]
+    for captions in unk_loving.caption(images, beam_size=beam, nbest=beam):
+        assert captions and all("<unk>" not in c.words for c in captions)
+    allowed = unk_loving.caption(images, beam_size=beam, suppress_unk=False)
+    assert all(captions[0].words[0] == "<unk>" for captions in allowed)
+
+
+def test_cli_never_says_unk_unless_allow_unk(
+    sat: dict, unk_loving: Captioner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run([sat["ckpt"], sat["images"][0], "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert out.count("logprob:") == 1 and "<unk>" not in out
+    code, out, err = _run([sat["ckpt"], sat["images"][0], "--device", "cpu", "--allow-unk"], capsys)
+    assert code == 0, err
+    assert "<unk>" in out.splitlines()[1]
+
+
+def test_translation_command_lines_keep_unk_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seq2seq.cli import common, translate
+
+    seen = []
+
+    def from_checkpoint(path, decode_config, **kwargs):  # noqa: ANN001, ANN202
+        seen.append(decode_config.suppress_unk)
+
+    monkeypatch.setattr(common.Translator, "from_checkpoint", from_checkpoint)
+    common.load_translator(translate.build_parser().parse_args(["model.ckpt"]))
+    common.load_translator(translate.build_parser().parse_args(["model.ckpt", "--suppress-unk"]))
+    assert seen == [False, True]
+
+
+def test_max_image_pixels_in_api_and_cli(
+    sat: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = sat["images"][0]  # 48 x 48 = 2,304 pixels
+    strict = Captioner.from_checkpoint(sat["ckpt"], device="cpu", max_image_pixels=1000)
+    with pytest.raises(
+        ImageError, match=r"48x48 = 2,304 pixels.*1,000 pixels \(max_image_pixels\)"
+    ):
+        strict.caption([image])
+    with pytest.raises(ValueError, match="max_image_pixels must be a positive number"):
+        Captioner.from_checkpoint(sat["ckpt"], device="cpu", max_image_pixels=0)
+    code, out, err = _run([sat["ckpt"], image, "--max-image-pixels", "1000"], capsys)
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: {image}: image is 48x48 = 2,304 pixels, over the limit of 1,000")
+    assert "raise --max-image-pixels" in err
+    code, out, err = _run([sat["ckpt"], image, "--max-image-pixels", "5000"], capsys)
+    assert code == 0 and out.count("logprob:") == 1

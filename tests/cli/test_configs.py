@@ -34,7 +34,7 @@ def test_experiment_composes_and_builds(experiment: str, tmp_path: Path) -> None
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_fast_dev_run(experiment: str, tmp_path: Path) -> None:
     cfg = compose_config(
-        tmp_path, f"experiment={experiment}", "+trainer.fast_dev_run=true", "test=false"
+        tmp_path, f"experiment={experiment}", "trainer.fast_dev_run=true", "test=false"
     )
     result = train(cfg)
     assert result["run_dir"]

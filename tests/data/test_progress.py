@@ -9,7 +9,7 @@ from seq2seq.data.progress import Progress
 
 def test_off_a_terminal_progress_is_logged_with_rate_and_eta(caplog) -> None:
     with (
-        caplog.at_level(logging.INFO, logger="seq2seq.data.progress"),
+        caplog.at_level(logging.DEBUG, logger="seq2seq.data.progress"),
         Progress("encoding", total=4, unit="pairs", every=0.0, bar=False) as progress,
     ):
         progress.update(2)
@@ -20,12 +20,13 @@ def test_off_a_terminal_progress_is_logged_with_rate_and_eta(caplog) -> None:
     assert lines[2].startswith("encoding: 4 pairs in 0:00 (")
 
 
-def test_a_quick_step_prints_only_its_closing_line(caplog) -> None:
+def test_a_quick_step_prints_only_its_closing_line_at_debug_level(caplog) -> None:
     with (
-        caplog.at_level(logging.INFO, logger="seq2seq.data.progress"),
+        caplog.at_level(logging.DEBUG, logger="seq2seq.data.progress"),
         Progress("checking images", total=3, unit="images", bar=False) as progress,
     ):
         progress.update(3)
     assert [r.getMessage().split(" in ")[0] for r in caplog.records] == [
         "checking images: 3 images"
     ]
+    assert caplog.records[0].levelno == logging.DEBUG

@@ -7,6 +7,8 @@ and ``spaRV1909eb`` (Reina-Valera 1909) modules, some shortened where marked.
 from __future__ import annotations
 
 import importlib.util
+import os
+import stat
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -191,7 +193,14 @@ def test_prepare_with_fake_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         "TGT": {i: f"destino {i}" for i in ids} | {"Gen.1.1": ""},
     }
     monkeypatch.setattr(bible, "read_module", lambda module, sword_path=None: fake[module])
-    result = prepare(tmp_path / "out", src_module="SRC", tgt_module="TGT")
+    old_umask = os.umask(0o022)
+    try:
+        result = prepare(tmp_path / "out", src_module="SRC", tgt_module="TGT")
+    finally:
+        os.umask(old_umask)
+    # The usual permissions from the umask, not mkstemp's private 0600 (a shared data folder).
+    modes = {stat.S_IMODE(f.stat().st_mode) for f in (tmp_path / "out").iterdir()}
+    assert modes == {0o644}
     assert result["drops"] == {"empty": 1, "only_src": 1, "only_tgt": 0}
     assert sum(result["pairs"].values()) == len(ids) - 1
     for split in ("train", "dev", "test"):

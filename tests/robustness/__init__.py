@@ -20,6 +20,15 @@ missing, truncated or corrupt image; non-image file       test_caption_input::te
                                                           images_skipped_and_counted
 grayscale, RGBA, palette, CMYK, 16-bit, huge images       test_caption_input::test_odd_modes_and_
                                                           huge_images_are_converted_and_resized
+image over data.max_image_pixels: found from its header   test_caption_input::test_image_over_
+before any decoding, an error naming file, size, limit    max_image_pixels_is_reported_before_
+and key; or skipped and counted                           any_decoding, test_images_over_max_
+                                                          image_pixels_are_skipped_and_counted
+genuine image over Pillow's limit (10561x16000 PNG)       test_caption_input::test_genuine_image_
+within data.max_image_pixels: read and decoded            over_pillows_limit_*
+the pixel limit holds in DataLoader workers; a bad value  test_caption_input::test_max_image_
+of data.max_image_pixels names the key                    pixels_is_applied_in_loader_workers,
+                                                          ..._must_be_a_positive_integer
 Karpathy JSON / CSV / JSONL: missing fields, wrong types  test_caption_input::test_malformed_
                                                           annotations_name_file_entry_and_field
 misspelt config key; unknown encoder or decoder           test_config_errors
@@ -47,6 +56,24 @@ checkpoint; or skip the batch                             test_fault_units::test
 full disk: the run stops saying the checkpoint was not    test_training_faults::test_full_disk_
 written                                                   stops_the_run_saying_the_checkpoint_
                                                           was_not_written
+========================================================  ====================================
+
+A new user's first hour (issue 14; test_first_hour unless named):
+
+========================================================  ====================================
+case                                                      test
+========================================================  ====================================
+vocab_size the corpus cannot fill: lowered with a         test_a_vocabulary_the_corpus_cannot_
+warning; with hard_vocab_limit one line naming the key    fill_*, test_with_a_hard_limit_*,
+(also through the real seq2seq-train)                     test_the_cli_prints_a_tokenizer_*
+common Trainer arguments as plain overrides               test_common_trainer_arguments_*
+validation off: trains, saves last.ckpt, says so          test_a_run_without_validation_*
+files written with the umask's mode (not mkstemp's 0600)  test_files_the_toolkit_writes_*,
+                                                          datasets/test_bible::test_prepare_*
+no sacrebleu "detokenize" warning on tokenised text;      test_tokenised_text_is_scored_*,
+a frozen CNN explained once, not Lightning's alarm        test_a_frozen_backbone_is_explained_*
+a whole-run budget that leaves time to test               test_budget_stops_*, test_a_spent_
+                                                          budget_*, test_the_test_decoding_*
 ========================================================  ====================================
 
 Safety (test_safety): a malicious pickle in a checkpoint (loaded for inference or to resume)

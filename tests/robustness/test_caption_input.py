@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from seq2seq.captioning.annotations.records import AnnotationError
 from seq2seq.captioning.datamodule import CaptionDataModule
@@ -112,8 +112,10 @@ def test_bad_image_is_an_error_naming_the_file(tmp_path: Path, name: str, proble
     good = {f"ok{i}.png": Image.new("RGB", (8, 8)) for i in range(3)}
     path = dataset(tmp_path / "d", {**good, name: bad_files(tmp_path)[name]})
     dm = module(path)
-    dm.setup()
+    # A file that is not an image shows it in its header, read before training; broken pixel
+    # data only when the image is decoded.
     with raises(ImageError, str(tmp_path / "d" / name), problem):
+        dm.setup()
         for _ in dm.train_dataloader():
             pass
 
@@ -127,12 +129,93 @@ def test_bad_images_skipped_and_counted(tmp_path: Path, caplog) -> None:
         dm.setup()
     assert dm.skipped_images == {"train": 5, "dev": 0, "test": 0}
     assert "train: skipped 2 images that are missing or empty" in caplog.text
-    assert "train: skipped 3 images that cannot be decoded (data.skip_bad_images=true)" in (
+    assert "train: skipped 1 images that are not readable images" in caplog.text  # notes.jpg
+    assert "train: skipped 2 images that cannot be decoded (data.skip_bad_images=true)" in (
         caplog.text
     )
     assert [r.image_id for r in dm.records["train"]] == ["ok1.png", "ok2.png"]
     batches = list(dm.train_dataloader())
     assert sum(len(b.indices) for b in batches) == 2
+
+
+# --- images over data.max_image_pixels ----------------------------------------------------
+
+
+def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any decoding of pixel data fail the test: only headers may be read."""
+
+    def load(self):  # noqa: ANN001, ANN202
+        raise AssertionError(f"{self.filename} was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+
+
+def test_image_over_max_image_pixels_is_reported_before_any_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = {f"ok{i}.png": Image.new("RGB", (8, 8)) for i in range(2)}
+    path = dataset(tmp_path / "d", {**good, "wide.png": Image.new("RGB", (300, 200))})
+    no_decoding(monkeypatch)
+    with raises(ImageError, str(tmp_path / "d" / "wide.png"), "300x200 = 60,000 pixels",
+                "limit of 50,000 pixels (data.max_image_pixels)", "decompression bomb",
+                "raise data.max_image_pixels", "1 of 3 images of split 'train'",
+                "data.skip_bad_images=true"):  # fmt: skip
+        module(path, max_image_pixels=50_000).prepare()
+
+
+def test_images_over_max_image_pixels_are_skipped_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    good = {f"ok{i}.png": Image.new("RGB", (8, 8)) for i in range(2)}
+    path = dataset(tmp_path / "d", {**good, "wide.png": Image.new("RGB", (300, 200))})
+    no_decoding(monkeypatch)
+    dm = module(path, max_image_pixels=50_000, skip_bad_images=True)
+    with caplog.at_level(logging.WARNING):
+        dm.prepare()
+    assert [r.image_id for r in dm.records["train"]] == ["ok0.png", "ok1.png"]
+    assert dm.skipped_images == {"train": 1, "dev": 0, "test": 0}
+    assert "train: skipped 1 images" in caplog.text
+    assert "data.max_image_pixels=50000" in caplog.text and "wide.png" in caplog.text
+
+
+def test_genuine_image_over_pillows_limit_passes_the_default_limit(tmp_path: Path) -> None:
+    # The issue's 10561x16000 PNG (169 million pixels; Pillow refuses over 89 million): a
+    # one-bit image keeps the file at 20 KB. Its header passes data.max_image_pixels's default.
+    big = Image.new("1", (10561, 16000))
+    path = dataset(tmp_path / "d", {"ok.png": Image.new("RGB", (8, 8)), "scan.png": big})
+    del big
+    dm = module(path)
+    dm.prepare()
+    assert [r.image_id for r in dm.records["train"]] == ["ok.png", "scan.png"]
+    # null keeps Pillow's limit: refused up front, with the key that raises it.
+    with raises(ImageError, "scan.png", "10561x16000", "89,478,485", "data.max_image_pixels"):
+        module(path, max_image_pixels=None).prepare()
+
+
+def test_genuine_image_over_pillows_limit_is_decoded_and_resized(tmp_path: Path) -> None:
+    # 9500x9500 = 90 million pixels, just over Pillow's limit: decoded, within the default.
+    path = dataset(tmp_path / "d", {"scan.png": Image.new("1", (9500, 9500), 1)})
+    dm = module(path)
+    dm.setup()
+    pixels = dm.datasets["train"].source[0]
+    assert pixels.shape == (3, SIZE, SIZE) and pixels.isfinite().all()
+
+
+def test_max_image_pixels_is_applied_in_loader_workers(tmp_path: Path) -> None:
+    path = dataset(tmp_path / "d", {f"ok{i}.png": Image.new("RGB", (8, 8)) for i in range(2)})
+    dm = module(path, max_image_pixels=5_000, num_workers=1)
+    dm.setup()
+    # The file grows after the header check (a worker reads it as it is then).
+    Image.new("RGB", (100, 100)).save(tmp_path / "d" / "ok1.png")
+    with raises(ImageError, str(tmp_path / "d" / "ok1.png"), "100x100", "data.max_image_pixels"):
+        for _ in dm.train_dataloader():
+            pass
+
+
+@pytest.mark.parametrize("value", [0, -5, True, 2.5, "many"])
+def test_max_image_pixels_must_be_a_positive_integer(tmp_path: Path, value: object) -> None:
+    with raises(ValueError, "data.max_image_pixels must be a positive number of pixels"):
+        module(tmp_path / "d.json", max_image_pixels=value)
 
 
 # --- odd modes and sizes --------------------------------------------------------------------

@@ -69,6 +69,11 @@ def test_long_training_pairs_dropped_but_every_eval_pair_kept(tmp_path: Path) ->
 
 
 def test_too_large_vocabulary_names_the_config_key(tmp_path: Path) -> None:
-    dm = module(corpus(tmp_path / "c"), tokenizer={"kind": "sentencepiece", "vocab_size": 5000})
-    with pytest.raises(ValueError, match=r"data\.tokenizer .*too large"):
+    tokenizer = {"kind": "sentencepiece", "vocab_size": 5000, "hard_vocab_limit": True}
+    dm = module(corpus(tmp_path / "c"), tokenizer=tokenizer)
+    with pytest.raises(ValueError, match=r"data\.tokenizer\.vocab_size=5000 is too large"):
         dm.prepare()
+    # Without the hard limit the vocabulary is what the corpus fills (a warning says so).
+    lowered = module(corpus(tmp_path / "d"), tokenizer={**tokenizer, "hard_vocab_limit": False})
+    src, _ = lowered.prepare()
+    assert src.vocab_size < 5000
