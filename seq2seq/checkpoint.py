@@ -12,8 +12,8 @@ from __future__ import annotations
 import pickle
 import struct
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 
 from seq2seq.data.tokenizer import PAD, Tokenizer
 from seq2seq.model import EncoderDecoder, build_model
+from seq2seq.models.ensemble import EnsembleDecoder, EnsembleEncoder
 
 CHECKPOINT_KEY = "seq2seq"
 FORMAT_VERSION = 1
@@ -54,7 +55,11 @@ def checkpoint_payload(
 
 @dataclass
 class LoadedModel:
-    """A model rebuilt from a checkpoint, in eval mode, with its tokenizers."""
+    """A model rebuilt from a checkpoint, in eval mode, with its tokenizers.
+
+    For an ensemble (:func:`load_checkpoints` of several files) ``model`` is the ensemble,
+    the other fields are the first member's and ``members`` lists every member.
+    """
 
     model: EncoderDecoder
     src_tokenizer: Tokenizer | None
@@ -62,6 +67,7 @@ class LoadedModel:
     task: str
     model_cfg: dict[str, Any]
     extra: dict[str, Any]
+    members: list[LoadedModel] = field(default_factory=list)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -93,14 +99,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from err
 
 
-def load_checkpoint(path: str | Path, task: str = "translation") -> LoadedModel:
-    """Rebuild the model saved in the checkpoint at ``path`` for ``task``."""
-    ckpt = read_checkpoint(path)
+def seq2seq_payload(ckpt: Any, path: str | Path) -> dict[str, Any]:
+    """The :data:`CHECKPOINT_KEY` entry of a checkpoint read from ``path``, which must also
+    hold a ``state_dict``."""
     payload = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
-    if not isinstance(payload, dict) or "state_dict" not in ckpt:
+    if not isinstance(payload, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(
             f"checkpoint {path} was not written by seq2seq-train (no '{CHECKPOINT_KEY}' entry)"
         )
+    return payload
+
+
+def load_checkpoint(path: str | Path, task: str = "translation") -> LoadedModel:
+    """Rebuild the model saved in the checkpoint at ``path`` for ``task``."""
+    ckpt = read_checkpoint(path)
+    payload = seq2seq_payload(ckpt, path)
     if payload.get("task") != task:
         raise CheckpointError(
             f"checkpoint {path} is a {payload.get('task')!r} model; expected a {task!r} model"
@@ -126,3 +139,73 @@ def load_checkpoint(path: str | Path, task: str = "translation") -> LoadedModel:
         ) from err
     model.eval()
     return LoadedModel(model, src_tok, tgt_tok, task, payload["model"], payload.get("extra", {}))
+
+
+def load_checkpoints(
+    paths: Sequence[str | Path], task: str = "translation", same_extra: Sequence[str] = ()
+) -> LoadedModel:
+    """One model from one checkpoint, or an ensemble (:mod:`seq2seq.models.ensemble`) of the
+    models of several, which decode as one.
+
+    Every member must read the same source and write the same target vocabulary (their
+    tokenizers' states are compared), and agree on the ``same_extra`` entries of their task
+    extras (e.g. the image preprocessing, as every member sees the same pixels).
+
+    Raises:
+        CheckpointError: a file cannot be used, or two members disagree (naming both files).
+    """
+    if not paths:
+        raise CheckpointError("no checkpoint given")
+    members = [_load_named(path, task) for path in paths]
+    if len(members) == 1:
+        return members[0]
+    first, first_path = members[0], paths[0]
+    for path, member in zip(paths[1:], members[1:], strict=True):
+        for side, ours, theirs in (
+            ("source", first.src_tokenizer, member.src_tokenizer),
+            ("target", first.tgt_tokenizer, member.tgt_tokenizer),
+        ):
+            if _state(ours) != _state(theirs):
+                raise CheckpointError(
+                    f"checkpoints {first_path} and {path} have different {side} vocabularies "
+                    "(tokenizers); an ensemble needs models trained with the same ones"
+                )
+        for key in same_extra:
+            if first.extra.get(key) != member.extra.get(key):
+                raise CheckpointError(
+                    f"checkpoints {first_path} and {path} differ in {key!r} "
+                    f"({first.extra.get(key)!r} vs {member.extra.get(key)!r}); an ensemble "
+                    "needs the same for every model"
+                )
+    encoder = EnsembleEncoder([m.model.encoder for m in members])
+    decoder = EnsembleDecoder([m.model.decoder for m in members])
+    return LoadedModel(
+        model=EncoderDecoder(encoder, decoder).eval(),
+        src_tokenizer=first.src_tokenizer,
+        tgt_tokenizer=first.tgt_tokenizer,
+        task=task,
+        model_cfg=first.model_cfg,
+        extra=first.extra,
+        members=members,
+    )
+
+
+def _state(tokenizer: Tokenizer | None) -> dict[str, Any] | None:
+    return None if tokenizer is None else tokenizer.to_state()
+
+
+def _load_named(path: str | Path, task: str) -> LoadedModel:
+    """:func:`load_checkpoint`, with any failure reported as a :class:`CheckpointError`
+    naming the file."""
+    try:
+        return load_checkpoint(path, task=task)
+    except CheckpointError:
+        raise
+    except Exception as err:
+        # load_checkpoint names the usual failures; garbage bytes can still surface as
+        # IndexError, KeyError, ... from the unpickler or a damaged seq2seq entry. Whatever it
+        # is, the file is at fault: say which one (the cause stays chained).
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read as a seq2seq checkpoint "
+            f"({type(err).__name__}: {err})"
+        ) from err

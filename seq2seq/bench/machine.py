@@ -63,6 +63,9 @@ def describe(device: torch.device) -> dict[str, object]:
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "processor": _cpu_name() or platform.processor() or platform.machine(),
+        # AVX2, AVX512, ... as PyTorch's CPU kernels see it: figures differ by 2x between
+        # machines with and without AVX-512, so every report names it.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

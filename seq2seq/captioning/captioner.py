@@ -4,6 +4,8 @@
 >>> captioner = Captioner.from_checkpoint("runs/.../checkpoints/last.ckpt")
 >>> best = captioner.caption(["images/test_000001.png"])[0][0]
 >>> best.text, best.logprob
+
+``Captioner.from_checkpoints([A, B])`` captions with an ensemble of several models.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from torch import Tensor
 from torchvision import transforms
 
 from seq2seq.captioning.images import PixelLimit, load_image, to_rgb
-from seq2seq.checkpoint import CheckpointError, LoadedModel, load_checkpoint
+from seq2seq.checkpoint import CheckpointError, LoadedModel, load_checkpoints
 from seq2seq.data.tokenizer import BOS, EOS, UNK
 from seq2seq.models.encoders.image_input import RESIZE_MODES, input_transform
 from seq2seq.search.decode import DecodeConfig, decode_encoded
@@ -140,23 +142,33 @@ class Captioner:
                 its contents are inconsistent; the message names the file.
             ValueError: the device is unknown or unavailable.
         """
-        try:
-            loaded = load_checkpoint(path, task="captioning")
-        except CheckpointError:
-            raise
-        except Exception as err:
-            # load_checkpoint names the usual failures; garbage bytes can still surface as
-            # IndexError, KeyError, ... from the unpickler or a damaged seq2seq entry. Whatever
-            # it is, the file is at fault: say which one (the cause stays chained).
-            raise CheckpointError(
-                f"checkpoint {path} cannot be read as a seq2seq checkpoint "
-                f"({type(err).__name__}: {err})"
-            ) from err
-        try:
-            # Checked here too (the constructor does it again) so the error names the file.
-            _image_settings(loaded.extra)
-        except ValueError as err:
-            raise CheckpointError(f"checkpoint {path}: {err}") from err
+        return cls.from_checkpoints([path], device=device, max_image_pixels=max_image_pixels)
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        paths: Sequence[str | Path],
+        device: str | torch.device | None = None,
+        *,
+        max_image_pixels: int | None = None,
+    ) -> Captioner:
+        """An ensemble of the captioning checkpoints at ``paths``, decoding as one model (one
+        path: that model alone). The members must share the tokenizer and the image
+        preprocessing (every member sees the same pixels); the first one's caption length
+        limit applies.
+
+        Raises:
+            CheckpointError: as for :meth:`from_checkpoint`, or two members disagree (the
+                message names both files).
+            ValueError: the device is unknown or unavailable.
+        """
+        loaded = load_checkpoints(list(paths), task="captioning", same_extra=("image",))
+        for path, member in zip(paths, loaded.members or [loaded], strict=True):
+            try:
+                # Checked here too (the constructor does it again) so the error names the file.
+                _image_settings(member.extra)
+            except ValueError as err:
+                raise CheckpointError(f"checkpoint {path}: {err}") from err
         return cls(loaded, device=device, max_image_pixels=max_image_pixels)
 
     # --- images ---------------------------------------------------------------------------

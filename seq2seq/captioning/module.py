@@ -23,6 +23,7 @@ from seq2seq.captioning.attention_correctness import (
     ObjectWords,
     attention_correctness,
 )
+from seq2seq.captioning.cider import CiderD
 from seq2seq.captioning.dataset import CaptionBatch
 from seq2seq.captioning.metrics import CaptionScores, caption_scores
 from seq2seq.checkpoint import CHECKPOINT_KEY, checkpoint_payload
@@ -32,8 +33,12 @@ from seq2seq.model import build_model
 from seq2seq.models.encoders.cnn import CNNEncoder
 from seq2seq.search.decode import DecodeConfig, decode_encoded
 from seq2seq.training.module import Seq2SeqModule
+from seq2seq.training.seqlevel import SeqLevelConfig
 
 log = logging.getLogger(__name__)
+
+#: The rewards ``seqlevel.reward`` may name for captioning.
+CAPTIONING_REWARDS = ("cider",)
 
 
 class CaptioningModule(Seq2SeqModule):
@@ -65,6 +70,8 @@ class CaptioningModule(Seq2SeqModule):
         original_sizes: callable giving each image's ``(width, height)`` of a split.
         judge: callable ``(split, captions)`` saying whether each caption is true of its
             image (the synthetic scenes can tell), or giving None.
+        seqlevel: the sequence-level stage (self-critical training), rewarding CIDEr-D
+            against the training references (:mod:`seq2seq.captioning.cider`); None: off.
     """
 
     def __init__(
@@ -89,6 +96,7 @@ class CaptioningModule(Seq2SeqModule):
         object_words: ObjectWords | None = None,
         original_sizes: Callable[[str], list[tuple[int, int]]] | None = None,
         judge: Callable[[str, list[str]], list[bool] | None] | None = None,
+        seqlevel: SeqLevelConfig | None = None,
     ) -> None:
         model_cfg = dict(model_cfg)
         target = str(dict(model_cfg.get("encoder") or {}).get("_target_", ""))
@@ -108,7 +116,9 @@ class CaptioningModule(Seq2SeqModule):
             monitor=monitor,
             val_decode=val_decode,
             test_decode=test_decode,
+            seqlevel=seqlevel,
         )
+        self.seqlevel.check_reward(CAPTIONING_REWARDS, "captioning")
         if finetune_epoch is not None and not 0 < finetune_blocks <= len(model.encoder.blocks):
             raise ValueError(
                 f"finetune.blocks must be in 1..{len(model.encoder.blocks)} when "
@@ -133,6 +143,7 @@ class CaptioningModule(Seq2SeqModule):
         #: Scores of the last test run, for the caller to print.
         self.test_scores: CaptionScores | None = None
         self.test_attention: AttentionCorrectness | None = None
+        self._cider: CiderD | None = None
 
     @classmethod
     def from_config(cls, cfg: DictConfig, datamodule: Any) -> CaptioningModule:
@@ -225,6 +236,35 @@ class CaptioningModule(Seq2SeqModule):
         else:
             enc = self.encoder(batch.images)
         return enc if batch.image_rows is None else enc.index_select(batch.image_rows)
+
+    # --- sequence-level training ----------------------------------------------------------
+    def encode_inputs(self, batch: CaptionBatch) -> EncoderOutput:
+        """One row per image, however many captions it brought: each image is sampled for."""
+        if batch.features:
+            return self.encoder.encode_features(batch.images)
+        return self.encoder(batch.images)
+
+    def sample_max_len(self, batch: CaptionBatch) -> int:
+        """``seqlevel.max_len``, at most ``caption.max_len`` as generated captions."""
+        return min(self.seqlevel.max_len, self.max_caption_len)
+
+    def sample_rewards(
+        self, batch: CaptionBatch, outputs: list[list[int]], rows: torch.Tensor
+    ) -> torch.Tensor:
+        """CIDEr-D of each caption against all training references of its image, with the
+        document frequencies of the training set (``batch.indices`` are training images).
+        Captions are lowercased as validation scores them."""
+        if self._cider is None:
+            if self.references is None:
+                raise RuntimeError("sequence-level training needs the training references")
+            references = [
+                [r.lower() for r in refs if r.strip()] for refs in self.references("train")
+            ]
+            self._cider = CiderD(references)
+            log.info("CIDEr-D reward: document frequencies of %d training images", len(references))
+        captions = [self.tokenizer.decode(ids).lower() for ids in outputs]
+        scores = self._cider.scores(captions, batch.indices[rows].cpu().numpy())
+        return torch.as_tensor(scores, dtype=torch.float32, device=rows.device)
 
     # --- optimisation ---------------------------------------------------------------------
     def parameter_groups(self) -> Iterable[Any]:
@@ -336,6 +376,7 @@ class CaptioningModule(Seq2SeqModule):
 
     # --- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint[CHECKPOINT_KEY] = checkpoint_payload(
             self.model_cfg,
             None,

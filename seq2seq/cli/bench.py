@@ -190,8 +190,8 @@ def table(report: dict[str, Any], beam: int) -> str:
     machine = report["machine"]
     chip = machine.get("gpu") or machine["processor"]
     lines = [
-        f"device: {machine['device']} ({chip}, {machine['threads']} threads), "
-        f"precision {report['precision']}",
+        f"device: {machine['device']} ({chip}, {machine.get('cpu_capability', '?')}, "
+        f"{machine['threads']} threads), precision {report['precision']}",
         f"float32 matmul reference: {report['matmul_gflops']:.1f} GFLOP/s at the start; "
         "'of mm' compares each training step with the rate measured beside it (median)",
         f"{'model':20s} {'train tok/s':>11s} {'MFLOP/tok':>9s} {'GFLOP/s':>8s} {'of mm':>6s} "

@@ -1,4 +1,9 @@
-"""``seq2seq-caption CKPT IMAGE...``: caption images with a trained captioner.
+"""``seq2seq-caption CKPT [CKPT.ckpt...] IMAGE...``: caption images with a trained captioner.
+
+The first argument is the checkpoint; the arguments after it that end in ``.ckpt`` (up to
+the first that does not) are further checkpoints, and the images are captioned with the
+ensemble of all of them (the mean of their next-word probabilities; they must share the
+tokenizer and the image preprocessing).
 
 For each image its path, then its caption and log-probability on indented lines (with
 ``--nbest N > 1`` the captions are numbered, best first). ``--attention-dir DIR`` also draws
@@ -44,7 +49,13 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", type=Path, help="captioning checkpoint from seq2seq-train")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to caption")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files to caption; leading arguments ending in .ckpt are further "
+        "checkpoints, captioning with the ensemble",
+    )
     parser.add_argument(
         "--beam", type=_positive_int, default=3, help="beam size; 1 = greedy (default 3)"
     )
@@ -166,16 +177,32 @@ def _load(paths: Sequence[str], limit: PixelLimit) -> tuple[list[tuple[str, Imag
     return loaded, failed
 
 
+ENSEMBLE_SUFFIX = ".ckpt"
+
+
+def split_checkpoints(first: Path, rest: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The checkpoints (``first``, then the leading ``rest`` ending in ``.ckpt``) and the
+    images (the others)."""
+    count = 0
+    while count < len(rest) and rest[count].endswith(ENSEMBLE_SUFFIX):
+        count += 1
+    return [first, *map(Path, rest[:count])], list(rest[count:])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, 1 or 2, see the module docstring)."""
     args = build_parser().parse_args(argv)
+    checkpoints, args.images = split_checkpoints(args.checkpoint, args.images)
+    if not args.images:
+        _error(f"no image given, only checkpoints ({', '.join(map(str, checkpoints))})")
+        return EXIT_FATAL
     if args.nbest > args.beam:
         _error(f"--nbest {args.nbest} needs --beam {args.nbest} or more (got --beam {args.beam})")
         return EXIT_FATAL
     limit = PixelLimit(args.max_image_pixels, "--max-image-pixels")
     try:
-        captioner = Captioner.from_checkpoint(
-            args.checkpoint, device=args.device, max_image_pixels=args.max_image_pixels
+        captioner = Captioner.from_checkpoints(
+            checkpoints, device=args.device, max_image_pixels=args.max_image_pixels
         )
     except (CheckpointError, ValueError) as err:
         _error(str(err))

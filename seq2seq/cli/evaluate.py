@@ -1,7 +1,7 @@
-"""``seq2seq-evaluate CKPT --src FILE --ref FILE``: translate and score with sacrebleu.
+"""``seq2seq-evaluate CKPT [CKPT...] --src FILE --ref FILE``: translate and score with sacrebleu.
 
 Prints BLEU and chrF with their signatures (and, with ``--by-length``, BLEU per source-length
-bucket), then the same as one JSON line.
+bucket), then the same as one JSON line. Several checkpoints translate with their ensemble.
 """
 
 from __future__ import annotations

@@ -38,9 +38,10 @@ from seq2seq.config import compose_train_config, config_dir
 from seq2seq.errors import ConfigError
 from seq2seq.models.encoders.backbones import WeightsUnavailableError
 from seq2seq.runtime import keep_freed_memory
-from seq2seq.training.budget import RunBudget, format_duration, parse_duration
+from seq2seq.training.budget import RunBudget, format_duration, parse_duration, process_age
 from seq2seq.training.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
 from seq2seq.training.csv_logger import CSVLogger
+from seq2seq.training.ema import ExponentialMovingAverage
 from seq2seq.training.module import Seq2SeqModule
 from seq2seq.training.resume import LAST, TrainingInterrupted
 from seq2seq.translation.corpus import CorpusError
@@ -106,7 +107,8 @@ def _without_monitoring(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and (when ``cfg.test``) test the configured model; returns a result summary."""
-    started = time.monotonic()
+    # The budget and the elapsed time count from the process start, imports included.
+    started = time.monotonic() - process_age()
     module_class = _module_class(cfg)
     # Checked first: a wrong checkpoint should not cost the data preparation.
     ckpt_path = resolve_ckpt_path(cfg)
@@ -124,6 +126,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("model: %s parameters\n%s", f"{parameters:,}", module.model)
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    if cfg.model.get("ema_decay") is not None:
+        # Evaluated and saved with the average of the weights (seq2seq.training.ema).
+        callbacks.append(ExponentialMovingAverage(cfg.model.ema_decay))
     budget = cfg.get("budget")
     if budget is not None:
         seconds = parse_duration(budget)

@@ -12,6 +12,7 @@ size.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -40,6 +41,20 @@ def parse_duration(text: str | int | float, key: str = "budget") -> float:
     return seconds
 
 
+def process_age() -> float:
+    """Seconds since this process started (Linux ``/proc``; 0 where unknown), so that a budget
+    counts Python's own start-up and imports too, as ``time seq2seq-train`` does."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            # The command name (field 2) may hold spaces: count fields after its ')'.
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def format_duration(seconds: float) -> str:
     """``7 min 21 s``, ``1 h 02 min``."""
     seconds = int(round(seconds))
@@ -57,7 +72,8 @@ class RunBudget(pl.Callback):
         budget: seconds the whole run may take.
         started: ``time.monotonic()`` when the run started (before the data was read).
         reserve: seconds the test decoding is expected to take, asked after every batch
-            (0 until a validation has been timed).
+            (from a timed test search on one validation batch before training, then from
+            every validation).
     """
 
     def __init__(self, budget: float, started: float, reserve: Callable[[], float]) -> None:
@@ -65,6 +81,15 @@ class RunBudget(pl.Callback):
         self.started = started
         self.reserve = reserve
         self.stopped_at: int | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Time the test search on the first validation batch, for an estimate from the start."""
+        timer = getattr(pl_module, "time_test_search", None)
+        if timer is None or trainer.datamodule is None:
+            return
+        batch = next(iter(trainer.datamodule.val_dataloader()), None)
+        if batch is not None:
+            timer(pl_module.transfer_batch_to_device(batch, pl_module.device, 0))
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
         if self.stopped_at is not None:

@@ -24,6 +24,7 @@ from seq2seq.core import EncoderOutput
 from seq2seq.data.tokenizer import PAD
 from seq2seq.model import EncoderDecoder
 from seq2seq.search.decode import DecodeConfig
+from seq2seq.training.seqlevel import SeqLevelConfig, set_stage_lr, stage_step, step_generator
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class Seq2SeqModule(pl.LightningModule):
         monitor: the metric the scheduler follows (``val/bleu``, ``val/cider``...).
         val_decode: decoding for validation (greedy by default).
         test_decode: decoding for the test set.
+        seqlevel: the sequence-level training stage (:mod:`seq2seq.training.seqlevel`);
+            None: off.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class Seq2SeqModule(pl.LightningModule):
         monitor: str = "val/bleu",
         val_decode: DecodeConfig | None = None,
         test_decode: DecodeConfig | None = None,
+        seqlevel: SeqLevelConfig | None = None,
     ) -> None:
         super().__init__()
         if nonfinite not in NONFINITE:
@@ -67,6 +71,10 @@ class Seq2SeqModule(pl.LightningModule):
         self.monitor = monitor
         self.val_decode = val_decode or DecodeConfig(beam_size=1)
         self.test_decode = test_decode or DecodeConfig()
+        self.seqlevel = seqlevel or SeqLevelConfig()
+        #: Whether the stage's learning rate has been set (kept in checkpoints, so that a
+        #: resumed run neither sets it twice nor forgets it).
+        self._stage_started = False
         self._outputs: dict[int, Any] = {}
         #: Seconds per example of validation decoding, and how many times dearer the test
         #: search is (measured on one batch when :attr:`time_test_decoding` is set).
@@ -75,6 +83,7 @@ class Seq2SeqModule(pl.LightningModule):
         self._val_examples = 0
         self._val_seconds_per_example: float | None = None
         self._test_cost_ratio: float | None = None
+        self._first_test_seconds_per_example: float | None = None
 
     # --- building from the composed config -----------------------------------------------
     @classmethod
@@ -95,6 +104,7 @@ class Seq2SeqModule(pl.LightningModule):
             "monitor": cfg.monitor,
             "val_decode": DecodeConfig(**cfg.decode.val),
             "test_decode": DecodeConfig(**cfg.decode.test),
+            "seqlevel": SeqLevelConfig.from_config(cfg.get("seqlevel"), seed=cfg.seed),
             "references": datamodule.references,
         }
 
@@ -124,6 +134,21 @@ class Seq2SeqModule(pl.LightningModule):
         """What the optimiser is built over: all parameters, or groups with their own LR."""
         return self.parameters()
 
+    # --- what a task says for the sequence-level stage -------------------------------------
+    def encode_inputs(self, batch: Any) -> EncoderOutput:
+        """The encoder output of each distinct input of a batch, which the stage samples
+        from (:meth:`encode` may repeat an input, e.g. an image for each of its captions)."""
+        return self.encode(batch)
+
+    def sample_max_len(self, batch: Any) -> Tensor | int:
+        """Most tokens a sample may have: an int, or ``(B,)`` one per input."""
+        return self.seqlevel.max_len
+
+    def sample_rewards(self, batch: Any, outputs: list[list[int]], rows: Tensor) -> Tensor:
+        """``(N,)`` the reward of each output (token ids without EOS) against the references
+        of the batch's input ``rows[i]`` (an index into :meth:`encode_inputs`' rows)."""
+        raise NotImplementedError(f"{type(self).__name__} has no sequence-level reward")
+
     # --- training -------------------------------------------------------------------------
     def loss(self, batch: Any) -> tuple[Tensor, Tensor]:
         """Summed token cross-entropy (plus the decoder's auxiliary loss) of the batch, and
@@ -145,8 +170,17 @@ class Seq2SeqModule(pl.LightningModule):
         return loss, target_mask.sum()
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
-        total, tokens = self.loss(batch)
-        loss = total / tokens.clamp(min=1)
+        stage = None
+        if self.seqlevel.active(self.current_epoch):
+            self._start_stage()
+            generator = step_generator(
+                self.seqlevel.seed, self.global_step, batch_idx, self.global_rank, self.device
+            )
+            stage = stage_step(self, self.seqlevel, batch, generator)
+            loss = stage.loss
+        else:
+            total, tokens = self.loss(batch)
+            loss = total / tokens.clamp(min=1)
         if not torch.isfinite(loss):
             where = (
                 f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
@@ -159,6 +193,11 @@ class Seq2SeqModule(pl.LightningModule):
                 "kept. Lower optimizer.lr, or set loss.nonfinite=skip to skip such batches"
             )
         size = self.batch_size(batch)
+        if stage is not None:
+            self.log("train/seqlevel_loss", loss, prog_bar=True, batch_size=size)
+            self.log("train/reward", stage.reward, prog_bar=True, batch_size=size)
+            self.log("train/baseline", stage.baseline, batch_size=size)
+            return loss
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/tokens", tokens.float(), reduce_fx="sum", batch_size=size)
         return loss
@@ -169,6 +208,33 @@ class Seq2SeqModule(pl.LightningModule):
         batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
         if hasattr(batch_sampler, "set_epoch"):
             batch_sampler.set_epoch(self.current_epoch)
+
+    def _start_stage(self) -> None:
+        """Give the optimiser the stage's learning rate once, at the stage's first batch.
+
+        Done here rather than at the epoch's start: Lightning skips that hook when it resumes
+        mid-epoch, and a run may be resumed into the stage from a checkpoint written before it.
+        """
+        if self._stage_started:
+            return
+        if self.seqlevel.lr is not None:
+            rates = set_stage_lr(self.trainer.optimizers[0], self.seqlevel.lr)
+            log.info("sequence-level stage: learning rates %s", ", ".join(f"{r:g}" for r in rates))
+        log.info(
+            "epoch %d: sequence-level training (%d samples per input, %s baseline, %s reward)",
+            self.current_epoch,
+            self.seqlevel.samples,
+            self.seqlevel.baseline,
+            self.seqlevel.reward,
+        )
+        self._stage_started = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Task modules add their payload and call this too.
+        checkpoint["seqlevel"] = {"started": self._stage_started}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._stage_started = bool(checkpoint.get("seqlevel", {}).get("started", False))
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameter_groups())
@@ -198,11 +264,25 @@ class Seq2SeqModule(pl.LightningModule):
             self._outputs = kept
 
     def test_decode_seconds(self, examples: int) -> float:
-        """Expected seconds to decode ``examples`` test examples, from the last validation
-        (0 before one has been timed)."""
-        if self._val_seconds_per_example is None or self._test_cost_ratio is None:
-            return 0.0
-        return self._val_seconds_per_example * self._test_cost_ratio * examples
+        """Expected seconds to decode ``examples`` test examples: from the last validation,
+        or before the first one from :meth:`time_test_search` (0 when neither was timed)."""
+        if self._val_seconds_per_example is not None and self._test_cost_ratio is not None:
+            return self._val_seconds_per_example * self._test_cost_ratio * examples
+        return (self._first_test_seconds_per_example or 0.0) * examples
+
+    @torch.no_grad()
+    def time_test_search(self, batch: Any) -> None:
+        """Time the test search on one batch before training, so that a run budget has an
+        estimate before the first validation. An untrained model rarely ends its hypotheses
+        early, so this over-estimates: the budget then errs on the side of finishing early."""
+        was_training = self.training
+        kept = dict(self._outputs)
+        self.eval()
+        start = time.monotonic()
+        self.decode_batch(batch, self.test_decode)
+        self._first_test_seconds_per_example = (time.monotonic() - start) / len(batch.indices)
+        self._outputs = kept
+        self.train(was_training)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self.decode_batch(batch, self.test_decode)

@@ -20,9 +20,12 @@ from seq2seq.core import EncoderOutput
 from seq2seq.data.tokenizer import BOS, EOS, PAD, Tokenizer
 from seq2seq.model import build_model
 from seq2seq.search.decode import DecodeConfig, decode
+from seq2seq.search.hypothesis import max_lengths
 from seq2seq.training.module import Seq2SeqModule
+from seq2seq.training.seqlevel import SeqLevelConfig
 from seq2seq.translation.dataset import Batch
 from seq2seq.translation.metrics import CorpusScores, corpus_scores
+from seq2seq.translation.rewards import TRANSLATION_REWARDS, SentenceReward
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,11 @@ class TranslationModule(Seq2SeqModule):
         monitor: the metric the scheduler follows (``val/bleu``).
         val_decode: decoding for validation (greedy by default).
         test_decode: decoding for the test set.
-        references: callable giving the reference strings of a split ("dev", "test").
+        references: callable giving the reference strings of a split ("train", "dev",
+            "test").
         bleu_tokenize: sacrebleu's BLEU tokenizer (``none`` for tokenised text).
+        seqlevel: the sequence-level stage, rewarding sentence chrF or BLEU against the
+            training references (:mod:`seq2seq.translation.rewards`); None: off.
     """
 
     def __init__(
@@ -60,6 +66,7 @@ class TranslationModule(Seq2SeqModule):
         test_decode: DecodeConfig | None = None,
         references: Callable[[str], list[str]] | None = None,
         bleu_tokenize: str = "13a",
+        seqlevel: SeqLevelConfig | None = None,
     ) -> None:
         model_cfg = dict(model_cfg)
         super().__init__(
@@ -71,7 +78,9 @@ class TranslationModule(Seq2SeqModule):
             monitor=monitor,
             val_decode=val_decode,
             test_decode=test_decode,
+            seqlevel=seqlevel,
         )
+        self.seqlevel.check_reward(TRANSLATION_REWARDS, "translation")
         self.model_cfg = model_cfg
         self.src_tokenizer = src_tokenizer
         self.tgt_tokenizer = tgt_tokenizer
@@ -79,6 +88,8 @@ class TranslationModule(Seq2SeqModule):
         self.bleu_tokenize = bleu_tokenize
         #: Scores of the last test run, for the caller to print.
         self.test_scores: CorpusScores | None = None
+        self._reward: SentenceReward | None = None
+        self._train_references: list[str] | None = None
 
     @classmethod
     def from_config(cls, cfg: DictConfig, datamodule: Any) -> TranslationModule:
@@ -126,6 +137,30 @@ class TranslationModule(Seq2SeqModule):
     def batch_size(batch: Batch) -> int:
         return int(batch.src.size(0))
 
+    # --- sequence-level training ----------------------------------------------------------
+    def sample_max_len(self, batch: Batch) -> torch.Tensor:
+        """As validation allows (``decode.val``'s ratio and offset), at most
+        ``seqlevel.max_len``."""
+        config = self.val_decode
+        return max_lengths(
+            batch.src_lengths, config.max_len_ratio, config.max_len_offset, self.seqlevel.max_len
+        )
+
+    def sample_rewards(
+        self, batch: Batch, outputs: list[list[int]], rows: torch.Tensor
+    ) -> torch.Tensor:
+        """Sentence chrF or BLEU (in [0, 1]) of each output against its training reference
+        (``batch.indices`` are positions in the training corpus)."""
+        if self._reward is None or self._train_references is None:
+            if self.references is None:
+                raise RuntimeError("sequence-level training needs the training references")
+            self._reward = SentenceReward(self.seqlevel.reward, self.bleu_tokenize)
+            self._train_references = self.references("train")
+        references = self._train_references
+        hypotheses = [self.tgt_tokenizer.decode(ids) for ids in outputs]
+        targets = [references[i] for i in batch.indices[rows].tolist()]
+        return torch.tensor(self._reward(hypotheses, targets), device=rows.device)
+
     # --- evaluation -----------------------------------------------------------------------
     def decode_batch(self, batch: Batch, config: DecodeConfig) -> None:
         hyps = decode(self.model, batch.src, batch.src_lengths, config, bos_id=BOS, eos_id=EOS)
@@ -161,6 +196,7 @@ class TranslationModule(Seq2SeqModule):
 
     # --- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint[CHECKPOINT_KEY] = checkpoint_payload(
             self.model_cfg, self.src_tokenizer, self.tgt_tokenizer, task="translation"
         )

@@ -3,6 +3,8 @@
 >>> from seq2seq import Translator
 >>> translator = Translator.from_checkpoint("runs/.../checkpoints/last.ckpt")
 >>> translator.translate(["the cat sees a dog ."])
+
+``Translator.from_checkpoints([A, B])`` decodes with an ensemble of several models.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.checkpoint import LoadedModel, load_checkpoint
+from seq2seq.checkpoint import LoadedModel, load_checkpoint, load_checkpoints
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import BOS, EOS, UNK
 from seq2seq.search.decode import DecodeConfig, decode
@@ -62,15 +64,33 @@ class Translator:
         """Load the checkpoint at ``path`` (safely: ``weights_only=True``)."""
         return cls(load_checkpoint(path, task="translation"), **kwargs)  # type: ignore[arg-type]
 
+    @classmethod
+    def from_checkpoints(cls, paths: Sequence[str | Path], **kwargs: object) -> Translator:
+        """An ensemble of the checkpoints at ``paths``, decoding as one model (one path: that
+        model alone); they must share the source and target tokenizers.
+
+        Raises:
+            CheckpointError: a file cannot be used, or two disagree (naming both files).
+        """
+        loaded = load_checkpoints(list(paths), task="translation")
+        return cls(loaded, **kwargs)  # type: ignore[arg-type]
+
     def translate(self, sentences: Sequence[str], batch_size: int = 64) -> list[str]:
         """Best translation of each sentence; an empty (or blank) sentence gives ``""``."""
         return [nbest[0].text for nbest in self.translate_nbest(sentences, 1, batch_size)]
 
     def translate_nbest(
-        self, sentences: Sequence[str], nbest: int = 1, batch_size: int = 64
+        self,
+        sentences: Sequence[str],
+        nbest: int = 1,
+        batch_size: int = 64,
+        *,
+        first_line: int = 1,
     ) -> list[list[Translation]]:
         """The ``nbest`` best translations of each sentence, best first; sentences of similar
-        length are decoded together, ``batch_size`` at a time."""
+        length are decoded together, ``batch_size`` at a time. ``first_line`` is the number
+        the warning about over-long lines gives the first sentence (a chunk of a file starts
+        further on). Attention is kept only when the decode config asks for it."""
         config = replace(
             self.decode_config, nbest=nbest, beam_size=max(nbest, self.decode_config.beam_size)
         )
@@ -80,7 +100,7 @@ class Translator:
         if not keep:
             return results
         ids = src_tok.encode_batch([sentences[i] for i in keep])
-        long = [keep[j] + 1 for j, x in enumerate(ids) if len(x) > self.max_src_len]
+        long = [keep[j] + first_line for j, x in enumerate(ids) if len(x) > self.max_src_len]
         if long:
             log.warning(
                 "%d input lines longer than %d tokens were truncated (lines %s)",

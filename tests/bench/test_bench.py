@@ -33,6 +33,9 @@ def test_bench_translation_models_report(capsys) -> None:
     report, table = run_bench(capsys, "--models", "bible_cho,bible_bahdanau", *args)
     assert report["matmul_gflops"] > 0
     assert report["machine"]["device"] == "cpu"
+    # The vector capability is named beside the figures (AVX2 and AVX-512 differ by 2x).
+    capability = report["machine"]["cpu_capability"]
+    assert capability and f", {capability}, " in table
     for name in ("bible_cho", "bible_bahdanau"):
         r = report["models"][name]
         assert r["train"]["tokens"] > 0 and r["train"]["tokens_per_s"] > 0

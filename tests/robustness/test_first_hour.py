@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from seq2seq.cli.train import train
 from seq2seq.data.files import atomic_write_text
 from seq2seq.errors import ConfigError
-from seq2seq.training.budget import RunBudget, format_duration, parse_duration
+from seq2seq.training.budget import RunBudget, format_duration, parse_duration, process_age
 from seq2seq.translation.datamodule import TranslationDataModule
 from seq2seq.translation.metrics import corpus_scores
 from tests.conftest import compose_config
@@ -136,6 +136,7 @@ def test_budget_stops_training_to_leave_time_for_the_test_decoding() -> None:
     with pytest.raises(ConfigError, match="budget='7 minutes'"):
         parse_duration("7 minutes")
     assert format_duration(441) == "7 min 21 s" and format_duration(3720) == "1 h 02 min"
+    assert 0 < process_age() < 24 * 3600  # this process has been running for a while
     trainer = SimpleNamespace(
         should_stop=False, global_step=7, strategy=SimpleNamespace(broadcast=lambda x: x)
     )
@@ -169,6 +170,10 @@ def test_the_test_decoding_estimate_comes_from_validation(tmp_path) -> None:
     module.time_test_decoding = True
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, callbacks=[])
     assert module.test_decode_seconds(100) == 0.0  # nothing timed yet
+    datamodule.setup("fit")
+    module.time_test_search(next(iter(datamodule.val_dataloader())))
+    before_training = module.test_decode_seconds(100)
+    assert before_training > 0 and module.training  # timed in eval mode, mode restored
     trainer.fit(module, datamodule=datamodule)
     per_example, ratio = module._val_seconds_per_example, module._test_cost_ratio
     assert per_example > 0 and ratio > 0  # beam 5 against greedy, measured on one batch
