@@ -65,6 +65,11 @@ def format_duration(seconds: float) -> str:
     return f"{seconds} s"
 
 
+#: Margins on the estimated test decoding (see :meth:`RunBudget.on_train_batch_end`).
+RESERVE_FACTOR = 1.2
+RESERVE_SECONDS = 10.0
+
+
 class RunBudget(pl.Callback):
     """Stop training when what is left of the budget is what the test decoding will need.
 
@@ -95,7 +100,9 @@ class RunBudget(pl.Callback):
         if self.stopped_at is not None:
             return
         elapsed = time.monotonic() - self.started
-        reserve = self.reserve()
+        # A fifth more than the estimate, and seconds for what the test adds besides decoding
+        # (loading the best checkpoint, building the test loader, scoring).
+        reserve = self.reserve() * RESERVE_FACTOR + RESERVE_SECONDS
         should_stop = bool(trainer.strategy.broadcast(elapsed + reserve >= self.budget))
         if should_stop:
             trainer.should_stop = True

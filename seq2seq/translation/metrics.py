@@ -65,7 +65,9 @@ def corpus_scores(
         raise ValueError(
             f"{len(hypotheses)} hypotheses but {len(references)} references: they must align"
         )
-    bleu, chrf = BLEU(tokenize=bleu_tokenize), CHRF()
+    # sacrebleu warns about hypotheses ending in " ." whatever its tokenizer; with tokenize=none
+    # the text is tokenised on purpose, and `force` is its way to say so.
+    bleu, chrf = BLEU(tokenize=bleu_tokenize, force=bleu_tokenize == "none"), CHRF()
     refs = [list(references)]
     bleu_score = bleu.corpus_score(list(hypotheses), refs)
     chrf_score = chrf.corpus_score(list(hypotheses), refs)

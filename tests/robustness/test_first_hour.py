@@ -119,13 +119,16 @@ def test_files_the_toolkit_writes_get_the_usual_mode(tmp_path) -> None:
 
 
 def test_tokenised_text_is_scored_without_sacrebleus_warning(caplog) -> None:
-    hypotheses = ["mumer silemo sade vaninen .", "vatavat nugulint mumer sade ."]
-    references = ["mumer silemo sade .", "vatavat nugulint mumer sade ."]
+    # sacrebleu counts hypotheses ending in " ." and warns from 100 on.
+    hypotheses = ["mumer silemo sade vaninen .", "vatavat nugulint mumer sade ."] * 60
+    references = ["mumer silemo sade .", "vatavat nugulint mumer sade ."] * 60
     with caplog.at_level(logging.WARNING, logger="sacrebleu"):
         none = corpus_scores(hypotheses, references, bleu_tokenize="none")
     assert not caplog.records and "tok:none" in none.bleu_signature
     # The same tokens either way: the score does not change, only the warning goes.
-    assert none.bleu == pytest.approx(corpus_scores(hypotheses, references).bleu)
+    with caplog.at_level(logging.WARNING, logger="sacrebleu"):
+        assert none.bleu == pytest.approx(corpus_scores(hypotheses, references).bleu)
+    assert any("forgot to detokenize" in r.getMessage() for r in caplog.records)  # 13a warns
     synthetic = compose_config(Path("/tmp"), debug=False)
     assert synthetic.data.bleu_tokenize == "none"
     assert compose_config(Path("/tmp"), "experiment=bible_bahdanau").data.bleu_tokenize == "13a"
@@ -146,8 +149,8 @@ def test_budget_stops_training_to_leave_time_for_the_test_decoding() -> None:
     reserve = {"seconds": 30.0}
     budget = RunBudget(150.0, started, lambda: reserve["seconds"])
     budget.on_train_batch_end(trainer)
-    assert not trainer.should_stop  # 100 + 30 < 150
-    reserve["seconds"] = 60.0  # the last validation says the test decoding needs a minute
+    assert not trainer.should_stop  # 100 + 30 * 1.2 + 10 < 150
+    reserve["seconds"] = 35.0  # the last validation says the test decoding needs 35 s
     budget.on_train_batch_end(trainer)
     assert trainer.should_stop and budget.stopped_at == 7
 
