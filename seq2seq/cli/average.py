@@ -14,7 +14,6 @@ is written atomically: a temporary file beside OUT, then renamed.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from torch import Tensor
 
 from seq2seq.checkpoint import CHECKPOINT_KEY, CheckpointError, read_checkpoint, seq2seq_payload
 from seq2seq.cli.common import fail
+from seq2seq.data.files import atomic_open
 
 #: What must be equal in the seq2seq entries of checkpoints of one model.
 SAME_PAYLOAD = ("task", "model", "src_tokenizer", "tgt_tokenizer")
@@ -105,17 +105,10 @@ def average_checkpoints(paths: Sequence[Path]) -> dict[str, Any]:
 
 
 def save_atomically(checkpoint: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary sibling of ``path``, then rename it over ``path``: a
-    failed or interrupted write never leaves a truncated file at ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(checkpoint, tmp)
-        with open(tmp, "rb") as handle:  # on disk before the rename makes it visible
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """``torch.save`` through a temporary sibling of ``path``, renamed over it when complete:
+    a failed or interrupted write never leaves a truncated file at ``path``."""
+    with atomic_open(path, "wb") as handle:
+        torch.save(checkpoint, handle)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,12 +6,13 @@ truncated file in its place; a failed write is an error that names the file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
+
+from seq2seq.data.files import atomic_open
 
 
 class CheckpointWriteError(OSError):
@@ -31,14 +32,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
-            torch.save(checkpoint, tmp)
-            with open(tmp, "rb") as handle:  # on disk before the rename makes it visible
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            # A temporary sibling, fsynced, then renamed: readers never see half a checkpoint.
+            with atomic_open(path, "wb") as handle:
+                torch.save(checkpoint, handle)
         except (OSError, RuntimeError) as err:
-            tmp.unlink(missing_ok=True)
             reason = getattr(err, "strerror", None) or str(err)
             raise CheckpointWriteError(
                 f"could not write checkpoint {path}: {reason}; the previous checkpoint is "

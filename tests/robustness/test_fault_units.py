@@ -26,7 +26,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path: Path, monkeypatch) -> N
     before = path.read_bytes()
 
     def disk_full(obj, f, *args, **kwargs):
-        Path(f).write_bytes(b"partial")
+        f.write(b"partial") if hasattr(f, "write") else Path(f).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full)
