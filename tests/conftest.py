@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import DictConfig, open_dict
 
 from seq2seq.config import compose_train_config
@@ -20,6 +23,19 @@ def compose_config(base: Path, *overrides: str, debug: bool = True) -> DictConfi
             cfg.data.dir = str(base / str(cfg.data.dir))
         cfg.trainer.enable_model_summary = False
     return cfg
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Train on one thread: tiny models are no slower, and two threads on a core another
+    process keeps busy are many times slower. Subprocesses get OMP_NUM_THREADS=1, so both
+    compute the same floats."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 from seq2seq.cli.train import train
-from tests.conftest import compose_config
+from tests.conftest import compose_config, one_thread
 
 #: A debug=fast translation run with epochs of many small batches and a mid-epoch
 #: checkpoint every 5 steps (the resume test kills a run after its first one).
@@ -71,19 +70,6 @@ def metric_rows(run_dir: Path) -> list[dict[str, str]]:
 def losses(rows: list[dict[str, str]]) -> dict[int, float]:
     """``{step: train/loss}`` of the training rows."""
     return {int(r["step"]): float(r["train/loss"]) for r in rows if r.get("train/loss")}
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Train on one thread: tiny models are no slower, and two threads on a core another
-    process keeps busy are many times slower. Subprocesses get OMP_NUM_THREADS=1, so both
-    compute the same floats."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

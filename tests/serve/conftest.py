@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 import uvicorn
 
 from seq2seq.cli.train import train
@@ -19,24 +18,13 @@ from seq2seq.serve.app import create_app
 from seq2seq.serve.limits import Limits
 from seq2seq.serve.models import CaptioningModel, TranslationModel
 from seq2seq.serve.server import server_config
-from tests.conftest import compose_config
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    # Tiny models are no faster on two threads, and the machine is shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+from tests.conftest import compose_config, one_thread
 
 
 @pytest.fixture(scope="session")
 def translation_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("serve_translation")
-    with _one_thread():
+    with one_thread():
         result = train(compose_config(base, "test=false", "trainer.max_epochs=1"))
     return Path(result["run_dir"]) / "checkpoints" / "last.ckpt"
 
@@ -45,7 +33,7 @@ def translation_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def captioning_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     """The Show-Attend-Tell checkpoint and the debug scenes' test images."""
     base = tmp_path_factory.mktemp("serve_captioning")
-    with _one_thread():
+    with one_thread():
         result = train(
             compose_config(base, "experiment=shapes_sat", "test=false", "trainer.max_epochs=1")
         )
@@ -116,7 +104,7 @@ def live_server(app: object) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server_url(models: dict) -> Iterator[str]:
     """A server holding both models, under :data:`TEST_LIMITS`."""
-    with _one_thread():
+    with one_thread():
         app = create_app(**models, limits=TEST_LIMITS, max_batch=16, max_wait_ms=20)
         with live_server(app) as url:
             yield url
