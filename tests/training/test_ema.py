@@ -17,8 +17,7 @@ from seq2seq.cli.train import train
 from seq2seq.errors import ConfigError
 from seq2seq.training.ema import TRAINING_WEIGHTS, ExponentialMovingAverage
 from seq2seq.training.resume import ResumeCheckpoint
-from tests.conftest import compose_config
-from tests.conftest import one_thread
+from tests.conftest import compose_config, one_thread
 
 DECAY = 0.5
 X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, -1.0]])
