@@ -10,10 +10,12 @@ cache); without a cache a decoding pass of its own does that check.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from seq2seq.captioning.annotations.records import ImageRecord
 from seq2seq.captioning.feature_cache import (
     cache_key,
     compute_features,
@@ -26,6 +28,7 @@ from seq2seq.captioning.images import (
     ImageError,
     find_unreadable_images,
 )
+from seq2seq.captioning.sharded_cache import compute_sharded, current_ranks
 from seq2seq.models.encoders.cnn import CNNEncoder
 
 log = logging.getLogger(__name__)
@@ -34,8 +37,9 @@ log = logging.getLogger(__name__)
 class CachedFeatures:
     """The feature-cache part of :class:`~seq2seq.captioning.datamodule.CaptionDataModule`.
 
-    It reads the data module's settings (``cache_features``, ``cache_dir``, ``annotations``,
-    ``transform``, ``eval_batch_size``, ``limit``, ``skip_bad_images``) and the images each
+    It reads the data module's settings (``cache_features``, ``cache_dir``, ``cache_wait_s``,
+    ``annotations``, ``transform``, ``eval_batch_size``, ``limit``, ``skip_bad_images``) and
+    the images each
     split lists (``_listed``), and settles ``records``, ``skipped_images`` and the cache state
     (``_extractor``, ``_feature_settings``, ``_cache_paths``, ``_undecodable``) that the data
     module's constructor initialises.
@@ -70,26 +74,7 @@ class CachedFeatures:
         listed = self._listed[split]
         path = self._cache_path(split)
         if not path.is_file():
-            device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
-            log.info("%s: caching backbone features of %d images in %s", split, len(listed),
-                     path)  # fmt: skip
-            try:
-                compute_features(
-                    self._extractor,
-                    listed,
-                    self.transform,
-                    path,
-                    batch_size=self.eval_batch_size,
-                    device=device,
-                    limit=self.limit,
-                    # The check of skip_bad_images: this pass decodes every image anyway.
-                    skip_unreadable=self.skip_bad_images,
-                    what=f"{split}: caching CNN features",
-                )
-            except ImageError as err:
-                if self.skip_bad_images:
-                    raise
-                raise ImageError(f"{err} (data.skip_bad_images=true drops such images)") from None
+            self._compute(split, listed, path)
         features = load_features(path, len(listed))
         undecodable = load_unreadable(path)
         if any(not 0 <= row < len(listed) for row, _ in undecodable):
@@ -98,6 +83,43 @@ class CachedFeatures:
                 "not have; delete both to recompute"
             )
         return features, undecodable
+
+    def _compute(self, split: str, listed: list[ImageRecord], path: Path) -> None:
+        """Write the split's cache: in one process, or with DDP each rank its share of the
+        images, assembled by rank 0 (:mod:`~seq2seq.captioning.sharded_cache`)."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
+        ranks = current_ranks()
+
+        def compute(records: Sequence[ImageRecord], out: Path) -> None:
+            what = f"{split}: caching CNN features"
+            if ranks.world > 1:
+                what += f" (rank {ranks.rank} of {ranks.world})"
+            try:
+                compute_features(
+                    self._extractor,  # type: ignore[arg-type]
+                    records,
+                    self.transform,
+                    out,
+                    batch_size=self.eval_batch_size,
+                    device=device,
+                    limit=self.limit,
+                    # The check of skip_bad_images: this pass decodes every image anyway.
+                    skip_unreadable=self.skip_bad_images,
+                    what=what,
+                )
+            except ImageError as err:
+                if self.skip_bad_images:
+                    raise
+                raise ImageError(f"{err} (data.skip_bad_images=true drops such images)") from None
+
+        log.info("%s: caching backbone features of %d images in %s", split, len(listed),
+                 path)  # fmt: skip
+        if ranks.world == 1:
+            compute(listed, path)
+        else:
+            compute_sharded(
+                compute, listed, path, ranks, self.eval_batch_size, wait_s=self.cache_wait_s
+            )
 
     def _resolve(self, split: str) -> tuple[np.ndarray | None, list[int] | None]:
         """Settle the split's images: with skip_bad_images, drop those whose pixels do not

@@ -39,6 +39,7 @@ from seq2seq.captioning.images import (
     check_images,
     read_header,
 )
+from seq2seq.captioning.sharded_cache import current_ranks
 from seq2seq.data.loader import batch_loader
 from seq2seq.data.sampler import BucketBatchSampler
 from seq2seq.data.tokenizer import SentencePieceTokenizer, Tokenizer, WordTokenizer
@@ -106,6 +107,9 @@ class CaptionDataModule(CachedFeatures, pl.LightningDataModule):
             None: Pillow's limit (about 89 million).
         cache_features: cache the backbone's features on disk when the backbone is frozen.
         cache_dir: where; defaults to ``.feature_cache`` beside the annotations.
+        cache_wait_s: with DDP, every rank caches the features of its share of the images
+            and rank 0 assembles them: how long a rank waits for another's part before
+            giving up with an error naming the missing file (a rank may have died).
         limit_images: keep only the first ``n`` images of a split (``{train: 1000}``), for
             quick runs.
         num_workers: DataLoader worker processes.
@@ -132,6 +136,7 @@ class CaptionDataModule(CachedFeatures, pl.LightningDataModule):
         max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
         cache_features: bool = True,
         cache_dir: str | None = None,
+        cache_wait_s: float = 3600.0,
         limit_images: dict[str, int] | None = None,
         num_workers: int = 0,
         seed: int = 0,
@@ -165,6 +170,10 @@ class CaptionDataModule(CachedFeatures, pl.LightningDataModule):
         self.skipped_images: dict[str, int] = {}
         self.cache_features = cache_features
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        if not cache_wait_s > 0:
+            raise ValueError(f"data.cache_wait_s must be a positive number of seconds, got "
+                             f"{cache_wait_s!r}")  # fmt: skip
+        self.cache_wait_s = float(cache_wait_s)
         self.limit_images = dict(limit_images or {})
         self.num_workers = num_workers
         self.seed = seed
@@ -317,10 +326,12 @@ class CaptionDataModule(CachedFeatures, pl.LightningDataModule):
         ]
 
     def prepare_data(self) -> None:
-        # Runs on one process per node before setup: DDP ranks then find the caches written.
+        # Runs on one process per node before setup. In one process, the caches are written
+        # here; with DDP, setup (on every rank) writes them, each rank its share.
         self.prepare()
-        for split in SPLITS:
-            self._features(split)
+        if current_ranks().world == 1:
+            for split in SPLITS:
+                self._features(split)
 
     def setup(self, stage: str | None = None) -> None:
         tokenizer = self.prepare()

@@ -138,7 +138,9 @@ class CaptionDataset(Dataset[CaptionExample]):
         self.source = source
         self.captions_per_image = captions_per_image
         self.truncated = 0
-        self.captions: list[list[Tensor]] = []  # per image
+        # Token ids per image, as lists: one tensor per caption made here took half of the
+        # set-up of COCO's 600k captions; an example's few are made when it is drawn.
+        self.captions: list[list[list[int]]] = []
         for record in source.records:
             kept = record.captions if captions_per_image != 0 else record.captions[:1]
             self.captions.append([self._encode(tokenizer, c, max_len) for c in kept])
@@ -147,12 +149,12 @@ class CaptionDataset(Dataset[CaptionExample]):
         else:
             self.items = [(i, -1) for i in range(len(self.captions))]
 
-    def _encode(self, tokenizer: Tokenizer, caption: str, max_len: int | None) -> Tensor:
+    def _encode(self, tokenizer: Tokenizer, caption: str, max_len: int | None) -> list[int]:
         ids = tokenizer.encode(caption)
         if max_len is not None and len(ids) > max_len:
             ids = ids[:max_len]
             self.truncated += 1
-        return torch.tensor(ids, dtype=torch.long)
+        return ids
 
     def __len__(self) -> int:
         return len(self.items)
@@ -167,7 +169,8 @@ class CaptionDataset(Dataset[CaptionExample]):
             chosen = random.sample(captions, self.captions_per_image)
         else:
             chosen = captions
-        return CaptionExample(index, self.source[index], chosen)
+        tensors = [torch.tensor(ids, dtype=torch.long) for ids in chosen]
+        return CaptionExample(index, self.source[index], tensors)
 
     @property
     def lengths(self) -> Tensor:

@@ -98,8 +98,6 @@ def compute_features(
         raise ValueError("features can only be cached for a frozen backbone (trainable_blocks=0)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    listing = unreadable_path(path)
-    tmp_listing = listing.with_name(f".{listing.name}.{os.getpid()}.tmp")
     backbone = encoder.backbone
     was_training, home = backbone.training, next(encoder.parameters()).device
     backbone.eval().to(device)
@@ -137,16 +135,10 @@ def compute_features(
         out.flush()
         del out
         # The listing is in place before the array: a finished array always has its own.
-        if unreadable:
-            entries = [{"index": row, "error": error} for row, error in unreadable]
-            tmp_listing.write_text(json.dumps(entries, indent=0))
-            os.replace(tmp_listing, listing)
-        else:
-            listing.unlink(missing_ok=True)
+        write_unreadable(path, unreadable)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-        tmp_listing.unlink(missing_ok=True)
         backbone.to(home).train(was_training)
     return path
 
@@ -154,6 +146,22 @@ def compute_features(
 def unreadable_path(path: Path) -> Path:
     """Where the images of cache ``path`` that could not be decoded are listed."""
     return path.with_name(f"{path.stem}.unreadable.json")
+
+
+def write_unreadable(path: Path, unreadable: Sequence[tuple[int, str]]) -> None:
+    """List ``(row, error)`` of the images of cache ``path`` that did not decode, atomically,
+    or remove a listing left from before when there are none."""
+    listing = unreadable_path(path)
+    if not unreadable:
+        listing.unlink(missing_ok=True)
+        return
+    tmp = listing.with_name(f".{listing.name}.{os.getpid()}.tmp")
+    try:
+        entries = [{"index": row, "error": error} for row, error in unreadable]
+        tmp.write_text(json.dumps(entries, indent=0), encoding="utf-8")
+        os.replace(tmp, listing)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_unreadable(path: Path) -> list[tuple[int, str]]:

@@ -68,9 +68,12 @@ class BucketBatchSampler(Sampler[list[int]]):
             rank = dist.get_rank() if distributed else 0
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank} of {num_replicas}")
-        self.lengths = torch.as_tensor(lengths, dtype=torch.long).flatten()  # (num,)
-        if (self.lengths < 0).any():
+        lengths = torch.as_tensor(lengths).flatten()  # (num,)
+        if (lengths < 0).any():
             raise ValueError("lengths must be >= 0")
+        # int32 where it fits: at millions of examples every int64 copy costs tens of MB.
+        small = len(lengths) == 0 or int(lengths.max()) < 2**31
+        self.lengths = lengths.to(torch.int32 if small else torch.long)
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -187,6 +190,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         num = len(self.lengths)
         generator = torch.Generator().manual_seed(self.seed + epoch)
         order = torch.randperm(num, generator=generator) if self.shuffle else torch.arange(num)
+        if num < 2**31:
+            order = order.to(torch.int32)  # the batches are views of it: half the memory
         if self.sort_groups is not None and self.shuffle:
             groups = order.split(self.sort_groups * self.batch_size)
         else:
@@ -208,16 +213,32 @@ class BucketBatchSampler(Sampler[list[int]]):
             return [self.batch_size] * (n // self.batch_size) + (
                 [n % self.batch_size] if n % self.batch_size else []
             )
-        # Greedy: add examples while the padded size stays within the bound.
+        # Greedy: add examples while the padded size stays within the bound. The lengths are
+        # ascending, so the batch's longest is the example being added and the bound is a
+        # cap on the count for each length: the cut is computed per run of equal lengths (a
+        # few hundred), not per example (millions, as Python ints).
+        values, counts = torch.unique_consecutive(sorted_lengths, return_counts=True)
         sizes: list[int] = []
-        count = longest = 0
-        for length in sorted_lengths.tolist():
-            longest_with = max(longest, length)
-            if count and (count + 1) * longest_with > self.max_tokens:
+        count = 0
+        for length, run in zip(values.tolist(), counts.tolist(), strict=True):
+            # An example longer than max_tokens forms a batch of its own.
+            cap = max(self.max_tokens // length, 1) if length > 0 else run + count
+            if count >= cap:
                 sizes.append(count)
-                count, longest_with = 0, length
-            count += 1
-            longest = longest_with
+                count = 0
+            if run <= cap - count:
+                count += run
+                continue
+            run -= cap - count
+            sizes.append(cap)
+            full, rest = divmod(run, cap)
+            if rest == 0:
+                # The last full batch stays open: only a longer example would close it.
+                sizes.extend([cap] * (full - 1))
+                count = cap
+            else:
+                sizes.extend([cap] * full)
+                count = rest
         if count:
             sizes.append(count)
         return sizes

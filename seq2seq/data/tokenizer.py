@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import re
+import subprocess
+import sys
+import tempfile
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import sentencepiece as spm
 import torch
+
+from seq2seq.data.spm_child import training_options
 
 #: Padding; ignored by the loss and by attention.
 PAD = 0
@@ -166,20 +173,10 @@ class SentencePieceTokenizer(Tokenizer, kind="sentencepiece"):
         # The generator is process-global in SentencePiece; set it right before training.
         spm.set_random_generator_seed(seed)
         writer = io.BytesIO()
-        options: dict[str, Any] = dict(
-            sentence_iterator=iter(texts),
-            model_writer=writer,
-            vocab_size=vocab_size,
-            model_type=model_type,
-            character_coverage=character_coverage,
-            pad_id=PAD,
-            unk_id=UNK,
-            bos_id=BOS,
-            eos_id=EOS,
-            num_threads=num_threads,
-            hard_vocab_limit=hard_vocab_limit,
-            minloglevel=2,  # errors only; training otherwise logs pages to stderr
+        options = training_options(
+            vocab_size, model_type, character_coverage, num_threads, hard_vocab_limit
         )
+        options.update(sentence_iterator=iter(texts), model_writer=writer)
         if max_sentences is not None:
             options.update(input_sentence_size=max_sentences, shuffle_input_sentence=True)
         try:
@@ -187,6 +184,42 @@ class SentencePieceTokenizer(Tokenizer, kind="sentencepiece"):
         except RuntimeError as exc:
             raise _explain_training_error(exc, vocab_size, model_type) from exc
         return cls(writer.getvalue())
+
+    @classmethod
+    def train_on_files(
+        cls,
+        paths: Sequence[Path],
+        vocab_size: int,
+        model_type: ModelType = "unigram",
+        character_coverage: float = 1.0,
+        *,
+        seed: int = 0,
+        num_threads: int = 8,
+        hard_vocab_limit: bool = True,
+    ) -> SentencePieceTokenizer:
+        """:meth:`train` on the lines of ``paths``, in a child process
+        (:mod:`seq2seq.data.spm_child`) whose memory is freed when it ends; the same model
+        as :meth:`train` on the same sentences.
+
+        Raises:
+            ValueError: as :meth:`train`.
+        """
+        if model_type not in ("unigram", "bpe"):
+            raise ValueError(f"model_type must be 'unigram' or 'bpe', got {model_type!r}")
+        options = training_options(
+            vocab_size, model_type, character_coverage, num_threads, hard_vocab_limit
+        )
+        with tempfile.TemporaryDirectory(prefix="seq2seq-spm-") as tmp:
+            out = Path(tmp) / "model"
+            settings = json.dumps({"options": options, "seed": seed})
+            command = [sys.executable, "-m", "seq2seq.data.spm_child", settings, str(out)]
+            child = subprocess.run(
+                [*command, *map(str, paths)], capture_output=True, text=True, check=False
+            )
+            if child.returncode != 0:
+                lines = child.stderr.strip().splitlines() or [f"exit status {child.returncode}"]
+                raise _explain_training_error(RuntimeError(lines[-1]), vocab_size, model_type)
+            return cls(out.read_bytes())
 
     def encode(self, text: str) -> list[int]:
         return self._sp.encode(text)
@@ -302,10 +335,16 @@ class WordTokenizer(Tokenizer, kind="word"):
 TOKENIZER_KINDS = ("sentencepiece", "word")
 
 
+def _file_lines(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            yield line.rstrip("\n")
+
+
 def build_tokenizers(
     kind: str,
-    src_texts: Iterable[str],
-    tgt_texts: Iterable[str],
+    src_texts: Iterable[str] | Path,
+    tgt_texts: Iterable[str] | Path,
     *,
     vocab_size: int,
     joint: bool,
@@ -316,8 +355,10 @@ def build_tokenizers(
 
     Args:
         kind: ``"sentencepiece"`` or ``"word"``.
-        src_texts: source training sentences.
-        tgt_texts: target training sentences.
+        src_texts: source training sentences, or a text file of them (one per line, UTF-8):
+            SentencePiece then trains in a child process whose memory is freed when it ends
+            (:meth:`SentencePieceTokenizer.train_on_files`).
+        tgt_texts: target training sentences, or a text file of them.
         vocab_size: ids per tokenizer, special ones included (a cap for ``"word"``).
         joint: one tokenizer trained on both sides, returned twice (shared vocabulary).
         model_type: SentencePiece model, ``"unigram"`` or ``"bpe"``; ignored for ``"word"``.
@@ -331,15 +372,26 @@ def build_tokenizers(
     Raises:
         ValueError: unknown ``kind``, or a vocabulary that does not fit the corpus.
     """
-    if kind == "sentencepiece":
-        build = lambda texts: SentencePieceTokenizer.train(
-            texts, vocab_size, model_type, hard_vocab_limit=hard_vocab_limit
-        )
-    elif kind == "word":
-        build = lambda texts: WordTokenizer.build(texts, max_size=vocab_size)
-    else:
+    files = isinstance(src_texts, Path)
+    if files != isinstance(tgt_texts, Path):
+        raise TypeError("give both sides as texts or both as files")
+
+    def texts(sources: list[Any]) -> Iterable[str]:
+        return itertools.chain.from_iterable(_file_lines(s) if files else s for s in sources)
+
+    def build(sources: list[Any]) -> Tokenizer:
+        if kind == "sentencepiece":
+            options = {"hard_vocab_limit": hard_vocab_limit}
+            if files:
+                return SentencePieceTokenizer.train_on_files(
+                    sources, vocab_size, model_type, **options
+                )
+            return SentencePieceTokenizer.train(texts(sources), vocab_size, model_type, **options)
+        return WordTokenizer.build(texts(sources), max_size=vocab_size)
+
+    if kind not in TOKENIZER_KINDS:
         raise ValueError(f"unknown tokenizer kind {kind!r}; valid kinds: {list(TOKENIZER_KINDS)}")
     if joint:
-        shared = build(itertools.chain(src_texts, tgt_texts))
+        shared = build([src_texts, tgt_texts])
         return shared, shared
-    return build(src_texts), build(tgt_texts)
+    return build([src_texts]), build([tgt_texts])

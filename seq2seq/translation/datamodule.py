@@ -1,14 +1,16 @@
 """The Lightning data module for translation: corpus files in, bucketed batches out.
 
 Everything that can be wrong with the data is found in :meth:`TranslationDataModule.prepare`,
-before a model is built: missing files, misaligned splits, bad bytes. The same code path
-serves a real corpus and the built-in synthetic task, which only writes its files first.
+before a model is built: missing files, misaligned splits, bad bytes. The corpus is prepared
+once into a memory-mapped store (:mod:`seq2seq.translation.prepare`) that later runs, resumes,
+DDP ranks and DataLoader workers share. The same code path serves a real corpus and the
+built-in synthetic task, which only writes its files first.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +19,16 @@ from torch.utils.data import DataLoader
 
 from seq2seq.data.loader import batch_loader
 from seq2seq.data.sampler import BucketBatchSampler
-from seq2seq.data.tokenizer import Tokenizer, build_tokenizers
+from seq2seq.data.tokenizer import Tokenizer
 from seq2seq.datasets.synthetic import SyntheticConfig, write_synthetic_corpus
 from seq2seq.errors import ConfigError
-from seq2seq.translation.corpus import Corpus, CorpusError, read_parallel, read_tsv
-from seq2seq.translation.dataset import TranslationDataset, collate
+from seq2seq.translation.dataset import collate
 from seq2seq.translation.metrics import BLEU_TOKENIZERS
+from seq2seq.translation.prepare import DEFAULT_SAMPLE, SPLITS, CorpusFiles, prepare_store
+from seq2seq.translation.store import CorpusStore, StoredPairs
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "dev", "test")
 FORMATS = ("plain", "tsv")
 
 
@@ -43,7 +45,8 @@ class TranslationDataModule(pl.LightningDataModule):
         synthetic: when set, the built-in synthetic task is first written to ``dir`` with
             these :class:`~seq2seq.datasets.synthetic.SyntheticConfig` values.
         tokenizer: ``kind`` (``sentencepiece`` or ``word``), ``vocab_size``, ``joint``,
-            ``model_type`` (``unigram`` or ``bpe``).
+            ``model_type`` (``unigram`` or ``bpe``), ``sample`` (training pairs the
+            tokenizers learn from, a deterministic sample; null: all).
         max_len: training pairs with more tokens on either side are dropped (and counted).
         max_tokens: tokens per training batch (padded size); or set ``batch_size``.
         batch_size: sentences per training batch, when ``max_tokens`` is null.
@@ -55,6 +58,8 @@ class TranslationDataModule(pl.LightningDataModule):
         seed: seed of the batch order.
         bleu_tokenize: sacrebleu's BLEU tokenizer: ``13a`` for detokenised text, ``none``
             for text that is tokenised already (the synthetic task).
+        store_dir: where prepared corpus stores go (default ``{dir}/prepared``).
+        prepare_workers: encoding processes of a preparation (default: the CPUs).
     """
 
     def __init__(
@@ -75,6 +80,8 @@ class TranslationDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         bleu_tokenize: str = "13a",
+        store_dir: str | None = None,
+        prepare_workers: int | None = None,
     ) -> None:
         super().__init__()
         if format not in FORMATS:
@@ -85,6 +92,8 @@ class TranslationDataModule(pl.LightningDataModule):
         self.synthetic = dict(synthetic) if synthetic else None
         self.tokenizer_cfg = {"kind": "sentencepiece", "vocab_size": 8000, "joint": False}
         self.tokenizer_cfg.update(tokenizer or {})
+        # Explicit, so that leaving the default out or writing it gives the same store.
+        self.tokenizer_cfg.setdefault("sample", DEFAULT_SAMPLE)
         self.max_len = max_len
         if bleu_tokenize not in BLEU_TOKENIZERS:
             raise ConfigError(
@@ -97,8 +106,12 @@ class TranslationDataModule(pl.LightningDataModule):
         self.encoding_errors = encoding_errors
         self.num_workers = num_workers
         self.seed = seed
-        self.corpora: dict[str, Corpus] = {}
-        self.datasets: dict[str, TranslationDataset] = {}
+        self.store_dir = store_dir
+        self.prepare_workers = prepare_workers
+        self.store: CorpusStore | None = None
+        #: Whether this process prepared the store (False: it reused one).
+        self.prepared_here = False
+        self.datasets: dict[str, StoredPairs] = {}
         self.src_tokenizer: Tokenizer | None = None
         self.tgt_tokenizer: Tokenizer | None = None
 
@@ -112,31 +125,31 @@ class TranslationDataModule(pl.LightningDataModule):
             prefix.with_name(f"{prefix.name}.{lang}") for lang in (self.src_lang, self.tgt_lang)
         )
 
-    def _read(self, split: str) -> Corpus:
-        files = self.files(split)
-        missing = [str(f) for f in files if not f.is_file()]
-        if missing:
-            raise CorpusError(
-                f"{split} split: missing {', '.join(missing)} (set by data.dir={self.dir}, "
-                f"data.splits.{split}={self.splits[split]!r}, data.src_lang/data.tgt_lang)"
-            )
-        if self.format == "tsv":
-            corpus = read_tsv(files[0], errors=self.encoding_errors)
-        else:
-            corpus = read_parallel(*files, errors=self.encoding_errors)
-        if corpus.dropped_empty:
-            log.info("%s: dropped %d empty pairs", split, corpus.dropped_empty)
-        if corpus.replaced_lines:
-            log.warning("%s: replaced invalid UTF-8 in %d lines", split, corpus.replaced_lines)
-        if len(corpus) == 0:
-            raise CorpusError(f"{split} split ({', '.join(map(str, files))}) has no sentence pairs")
-        return corpus
+    def corpus_files(self) -> CorpusFiles:
+        """Where the splits are and how to read them, for :mod:`seq2seq.translation.prepare`."""
+        return CorpusFiles(
+            files={split: self.files(split) for split in SPLITS},
+            columns=(0, 1) if self.format == "tsv" else None,
+            errors=self.encoding_errors,
+            described={
+                split: f"set by data.dir={self.dir}, data.splits.{split}={self.splits[split]!r}, "
+                "data.src_lang/data.tgt_lang"
+                for split in SPLITS
+            },
+        )
+
+    @property
+    def store_root(self) -> Path:
+        """Where prepared stores go: ``data.store_dir``, or ``prepared/`` beside the corpus."""
+        return Path(self.store_dir).expanduser() if self.store_dir else self.dir / "prepared"
 
     def prepare(self) -> tuple[Tokenizer, Tokenizer]:
-        """Write the synthetic task if configured, read and check every split, and train the
-        tokenizers on the training split. Idempotent."""
-        if self.src_tokenizer is not None and self.tgt_tokenizer is not None:
-            return self.src_tokenizer, self.tgt_tokenizer
+        """Write the synthetic task if configured, then open the corpus store, preparing it
+        first when no store of these files and settings exists (every split checked, the
+        tokenizers trained, every pair encoded: :mod:`seq2seq.translation.prepare`).
+        Idempotent; in DDP the first rank to get there prepares and the others wait for it."""
+        if self.store is not None:
+            return self.store.src_tokenizer, self.store.tgt_tokenizer
         if self.synthetic is not None:
             write_synthetic_corpus(
                 self.dir,
@@ -144,33 +157,28 @@ class TranslationDataModule(pl.LightningDataModule):
                 src_lang=self.src_lang,
                 tgt_lang=self.tgt_lang,
             )
-        for split in SPLITS:
-            self.corpora[split] = self._read(split)
-            log.info(
-                "%s: %d pairs from %s", split, len(self.corpora[split]), self.corpora[split].source
-            )
-        cfg = dict(self.tokenizer_cfg)
-        train = self.corpora["train"]
-        kind = cfg.pop("kind", None)
-        log.info("training the %s tokenizers on %d sentence pairs", kind, len(train))
-        started = time.monotonic()
-        try:
-            self.src_tokenizer, self.tgt_tokenizer = build_tokenizers(
-                kind, train.src, train.tgt, **cfg
-            )
-        except TypeError as err:
-            raise ConfigError(f"data.tokenizer ({self.tokenizer_cfg}): {err}") from None
-        except ValueError as err:
-            # SentencePiece's limits name its own arguments: say which config keys they are.
-            text = str(err).replace("vocab_size", "data.tokenizer.vocab_size")
-            text = text.replace("character_coverage", "data.tokenizer.character_coverage")
-            raise ConfigError(f"data.tokenizer: {text}") from None
-        log.info("tokenizers trained in %.1f s", time.monotonic() - started)
-        self._report_vocabularies(kind, cfg.get("vocab_size"))
-
+        folder, prepared = prepare_store(
+            self.store_root, self.corpus_files(), self.tokenizer_cfg, self.prepare_workers
+        )
+        self.store = CorpusStore(folder)
+        self.prepared_here = prepared
+        manifest = self.store.manifest
+        if prepared:
+            log.info("corpus store: %s (prepared in %.1f s)", folder, manifest["seconds"])
+        else:
+            log.info("corpus store: %s (reused; prepared %s)", folder, manifest["created"])
+            for split in SPLITS:
+                entry = self.store.split(split)
+                log.info(
+                    "%s: %d pairs (%d empty dropped)", split, entry["pairs"], entry["dropped_empty"]
+                )
+        self.src_tokenizer, self.tgt_tokenizer = self.store.src_tokenizer, self.store.tgt_tokenizer
+        self._report_vocabularies(
+            self.tokenizer_cfg.get("kind"), self.tokenizer_cfg.get("vocab_size")
+        )
         return self.src_tokenizer, self.tgt_tokenizer
 
-    def _report_vocabularies(self, kind: str, requested: int | None) -> None:
+    def _report_vocabularies(self, kind: str | None, requested: int | None) -> None:
         sizes = {"source": self.src_tokenizer.vocab_size, "target": self.tgt_tokenizer.vocab_size}
         log.info("vocabularies: source %d, target %d", sizes["source"], sizes["target"])
         if kind != "sentencepiece" or requested is None:
@@ -186,15 +194,14 @@ class TranslationDataModule(pl.LightningDataModule):
             )
 
     def setup(self, stage: str | None = None) -> None:
-        src_tok, tgt_tok = self.prepare()
+        self.prepare()
         for split in SPLITS:
             if split in self.datasets:
                 continue
-            corpus = self.corpora[split]
             # Only training pairs are filtered by length: every dev and test sentence is
             # translated and scored.
             max_len = self.max_len if split == "train" else None
-            dataset = TranslationDataset(corpus.src, corpus.tgt, src_tok, tgt_tok, max_len=max_len)
+            dataset = self.store.pairs(split, max_len=max_len)
             if dataset.dropped_too_long:
                 log.info(
                     "%s: dropped %d pairs longer than %d tokens",
@@ -204,9 +211,11 @@ class TranslationDataModule(pl.LightningDataModule):
                 )
             self.datasets[split] = dataset
 
-    def references(self, split: str) -> list[str]:
-        """Reference translations of ``split``, in corpus order."""
-        return self.corpora[split].tgt
+    def references(self, split: str) -> Sequence[str]:
+        """Reference translations of ``split``, in corpus order (read from the store as they
+        are asked for)."""
+        self.prepare()
+        return self.store.references(split)
 
     # --- loaders --------------------------------------------------------------------------
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

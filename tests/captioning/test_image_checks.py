@@ -145,6 +145,29 @@ def test_header_check_names_bad_files_without_decoding(tmp_path: Path) -> None:
     assert all(message.startswith(str(tmp_path)) for message in problems.values())
 
 
+def test_header_and_decode_checks_on_worker_processes_match_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    noise((30, 20), 0).save(tmp_path / "ok.png")
+    corrupt_png(tmp_path / "bad.png")
+    (tmp_path / "notes.png").write_text("not an image\n")
+    names = ["ok.png", "bad.png", "notes.png", "missing.png"] * 3
+    records = [ImageRecord(f"{i}/{n}", tmp_path / n, "train", ("c",)) for i, n in
+               enumerate(names)]  # fmt: skip
+    checks = (check_headers, images.find_unreadable_images)
+    serial = [check(records) for check in checks]
+    assert images.check_workers(len(records)) == 1  # so few: one process
+    # COCO-sized checks run on forked workers, in chunks: here 12 images in chunks of 5.
+    monkeypatch.setattr(images, "check_workers", lambda count: 2)
+    monkeypatch.setattr(images, "_CHUNK", 5)
+    pooled = [check(records) for check in checks]
+    assert pooled == serial
+    # Kept in input order, whichever worker finished first.
+    kept = ["0/ok.png", "1/bad.png", "4/ok.png", "5/bad.png", "8/ok.png", "9/bad.png"]
+    assert [r.image_id for r in pooled[0][0]] == kept
+    assert [r.image_id for r in pooled[1][0]] == ["0/ok.png", "4/ok.png", "8/ok.png"]
+
+
 def test_image_source_carries_its_limit_to_worker_processes(tmp_path: Path) -> None:
     noise((64, 48), 0).save(tmp_path / "a.png")
     record = ImageRecord("a.png", tmp_path / "a.png", "train", ("c",))

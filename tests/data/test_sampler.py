@@ -178,3 +178,27 @@ def test_sort_groups_sorts_within_groups_of_minibatches(lengths: list[int]) -> N
     assert spread < grouped
     with pytest.raises(ValueError, match="sort_groups=5 needs batch_size"):
         BucketBatchSampler(lengths, max_tokens=400, sort_groups=5)
+
+
+def _greedy_sizes(sorted_lengths: list[int], max_tokens: int) -> list[int]:
+    """The rule written out example by example: add while count × longest stays within."""
+    sizes, count, longest = [], 0, 0
+    for length in sorted_lengths:
+        longest_with = max(longest, length)
+        if count and (count + 1) * longest_with > max_tokens:
+            sizes.append(count)
+            count, longest_with = 0, length
+        count += 1
+        longest = longest_with
+    return sizes + ([count] if count else [])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_batch_cut_per_run_of_lengths_equals_the_greedy_rule(seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(1, 400, (1,), generator=generator))
+    top = int(torch.randint(1, 120, (1,), generator=generator))
+    lengths = torch.randint(0, top + 1, (n,), generator=generator).sort().values
+    max_tokens = int(torch.randint(1, 300, (1,), generator=generator))
+    sampler = BucketBatchSampler(lengths, max_tokens=max_tokens, shuffle=False)
+    assert sampler._batch_sizes(lengths) == _greedy_sizes(lengths.tolist(), max_tokens)

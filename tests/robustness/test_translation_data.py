@@ -80,8 +80,8 @@ def test_invalid_utf8_replaced_when_configured(tmp_path: Path, caplog) -> None:
         str(folder), "en", "fr", tokenizer={"kind": "word"}, encoding_errors="replace"
     )
     with caplog.at_level(logging.WARNING):
-        dm.prepare()
-    assert dm.corpora["train"].src[4] == "line \ufffd 4 ."
+        dm.setup()
+    assert dm.src_tokenizer.decode(dm.datasets["train"][4].src) == "line \ufffd 4 ."
     assert "train: replaced invalid UTF-8 in 1 lines" in caplog.text
 
 

@@ -11,6 +11,7 @@ from seq2seq.captioning.annotations.records import (
     ImageRecord,
     found,
     json_error,
+    paused_gc,
     read_text,
 )
 from seq2seq.captioning.annotations.tables import (
@@ -48,8 +49,11 @@ def read_annotations(
     Raises:
         AnnotationError: the extension is not supported, or the file is malformed.
     """
-    path = Path(path)
-    root = Path(image_root)
+    with paused_gc():
+        return _read(Path(path), Path(image_root), restval, default_split)
+
+
+def _read(path: Path, root: Path, restval: str, default_split: str | None) -> list[ImageRecord]:
     suffix = path.suffix.lower()
     if suffix in TABLE_FORMATS:
         return read_table(path, root, default_split=default_split)

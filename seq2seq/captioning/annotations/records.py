@@ -8,9 +8,11 @@ JSON path (Karpathy files, e.g. ``images[12].sentences[0].tokens``) and what was
 
 from __future__ import annotations
 
+import gc
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,10 +118,34 @@ def read_text(path: Path) -> str:
         ) from None
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a large annotation file is parsed.
+
+    Parsing COCO's Karpathy file creates millions of lists, dicts and records that all stay
+    alive; each time enough of them pile up, the collector walks every one made so far, which
+    made parsing its JSON six times slower (4.6 s instead of 0.7 on a 2-CPU machine). Nothing
+    parsed here forms a reference cycle, so there is nothing for the collector to free.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            # What was made meanwhile sits in the youngest generation, which the collector
+            # would walk in full at its next step; moving it to the oldest one (through the
+            # permanent one) leaves it for the rare full collections.
+            gc.freeze()
+            gc.unfreeze()
+            gc.enable()
+
+
 def parse_json(path: Path, text: str) -> Any:
     """Parse a whole JSON document."""
     try:
-        return json.loads(text)
+        with paused_gc():
+            return json.loads(text)
     except json.JSONDecodeError as exc:
         raise json_error(path, exc) from None
 

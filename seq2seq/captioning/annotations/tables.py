@@ -18,6 +18,7 @@ from seq2seq.captioning.annotations.records import (
     ImageRecord,
     found,
     normalise_caption,
+    paused_gc,
     read_text,
 )
 
@@ -67,6 +68,11 @@ def table_records(
     path: Path, text: str, root: Path, default_split: str | None
 ) -> list[ImageRecord]:
     """Group the rows of a table file into one record per image."""
+    with paused_gc():
+        return _grouped(path, text, root, default_split)
+
+
+def _grouped(path: Path, text: str, root: Path, default_split: str | None) -> list[ImageRecord]:
     if default_split is not None and default_split not in SPLITS:
         raise ValueError(
             f"default_split must be one of {', '.join(SPLITS)} or None, got {default_split!r}"
