@@ -68,8 +68,9 @@ def timed(
 
 
 def train_command(
-    python: str, data: Path, run: Path, probe: Path, experiment: str, steps: int
+    python: str, data: Path, run: Path, probe: Path, args: argparse.Namespace
 ) -> list[str]:
+    experiment, steps = args.experiment, args.steps
     return [
         python, "-m", "seq2seq.cli.train",
         f"experiment={experiment}",
@@ -83,7 +84,13 @@ def train_command(
         "budget=null",
         "+callbacks.startup._target_=startup_probe.StartupProbe",
         f"+callbacks.startup.path={probe}",
+        *args.override,
     ]  # fmt: skip
+
+
+def _path(*folders: Path) -> str:
+    """PYTHONPATH with ``folders`` first."""
+    return os.pathsep.join([*map(str, folders), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def measure(args: argparse.Namespace, copies: int) -> dict[str, Any]:
@@ -94,35 +101,28 @@ def measure(args: argparse.Namespace, copies: int) -> dict[str, Any]:
     result: dict[str, Any] = {"copies": copies, "train_pairs": pairs}
     shutil.rmtree(data / "prepared", ignore_errors=True)
     # The probe is imported as a top-level module, so that an older checkout can use it.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROBE.parent), str(Path.cwd())])}
+    env = {**os.environ, "PYTHONPATH": _path(PROBE.parent)}
     prepare = [
         sys.executable,
         "-m",
         "seq2seq.cli.prepare",
         f"experiment={args.experiment}",
         f"data.dir={data}",
+        *args.override,
     ]
     result["prepare"] = timed(prepare, env, work / f"prepare_x{copies}.log")
     print(f"x{copies}: prepared in {result['prepare']['wall_s']:.1f} s", flush=True)
     probe = work / f"probe_x{copies}.json"
-    command = train_command(
-        sys.executable, data, work / f"run_x{copies}", probe, args.experiment, args.steps
-    )
+    command = train_command(sys.executable, data, work / f"run_x{copies}", probe, args)
     result["train"] = timed(command, env, work / f"train_x{copies}.log")
     result["train"].update(json.loads(probe.read_text()))
     print(f"x{copies}: first step at {result['train']['first_step_s']:.1f} s", flush=True)
     if args.baseline_tree and copies in args.baseline_copies:
         tree = args.baseline_tree.resolve()
-        env_old = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROBE.parent), str(tree)])}
+        env_old = {**os.environ, "PYTHONPATH": _path(PROBE.parent, tree)}
         probe_old = work / f"probe_old_x{copies}.json"
-        command = train_command(
-            sys.executable,
-            data,
-            work / f"run_old_x{copies}",
-            probe_old,
-            args.experiment,
-            args.steps,
-        )
+        run_old = work / f"run_old_x{copies}"
+        command = train_command(sys.executable, data, run_old, probe_old, args)
         result["baseline"] = timed(command, env_old, work / f"train_old_x{copies}.log")
         result["baseline"].update(json.loads(probe_old.read_text()))
         print(
@@ -171,6 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps per run")
     parser.add_argument("--baseline-tree", type=Path, help="an older checkout to compare with")
     parser.add_argument("--baseline-copies", default="1,8,32", help="sizes to run it at")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Hydra override for every run (repeatable)",
+    )
     args = parser.parse_args(argv)
     args.baseline_copies = [int(c) for c in args.baseline_copies.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
