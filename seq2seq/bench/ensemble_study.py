@@ -1,0 +1,151 @@
+"""Ensembles and checkpoint averaging against the best single model:
+``python -m seq2seq.bench.ensemble_study``.
+
+Trains one experiment with several seeds (each run keeping its ``--top-k`` best checkpoints
+by dev score), then scores on the test split, with the same search for every row:
+
+- each run's best checkpoint alone;
+- the ensembles of the 2, 3, ... ``top-k`` best checkpoints of the first run, and their
+  average (``seq2seq-average``);
+- the ensembles of the best checkpoints of the first 2, 3, ... runs.
+
+It prints a Markdown table and writes ``WORK/results.json``. Every training and every
+decoding is a subprocess of the toolkit's own commands, so the figures are what a user gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seq2seq.config import compose_train_config
+from seq2seq.search.decode import DecodeConfig
+from seq2seq.translation.metrics import corpus_scores
+from seq2seq.translation.translator import Translator
+
+
+def _run(command: list[str], log: Path) -> str:
+    """Run a toolkit command; its stdout (stderr goes to ``log``)."""
+    with open(log, "a", encoding="utf-8") as err:
+        child = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({child.returncode}); see {log}")
+    return child.stdout
+
+
+def train(args: argparse.Namespace, seed: int) -> Path:
+    """Train seed ``seed`` (unless its run directory has finished before); its run dir."""
+    run = args.work / f"seed{seed}"
+    if (run / "done").is_file():
+        return run
+    command = [
+        sys.executable, "-m", "seq2seq.cli.train",
+        f"experiment={args.experiment}", f"seed={seed}", f"hydra.run.dir={run}",
+        f"callbacks.model_checkpoint.save_top_k={args.top_k}",
+        "test=false", "trainer.enable_progress_bar=false", *args.override,
+    ]  # fmt: skip
+    started = time.monotonic()
+    _run(command, args.work / f"train_seed{seed}.log")
+    (run / "done").write_text(f"{time.monotonic() - started:.0f}\n")
+    return run
+
+
+def ranked_checkpoints(run: Path) -> list[Path]:
+    """The run's kept checkpoints, best dev score first (the score ends the file name)."""
+
+    def score(path: Path) -> float:
+        match = re.search(r"(-?\d+(?:\.\d+)?)$", path.stem)
+        return float(match.group(1)) if match else float("-inf")
+
+    found = [p for p in (run / "checkpoints").glob("epoch*.ckpt")]
+    return sorted(found, key=score, reverse=True)
+
+
+def evaluate(
+    args: argparse.Namespace, checkpoints: list[Path], src: Path, ref: Path
+) -> dict[str, Any]:
+    """Test BLEU/chrF of ``checkpoints`` (one model, or their ensemble), in this process."""
+    sources = src.read_text(encoding="utf-8").splitlines()
+    references = ref.read_text(encoding="utf-8").splitlines()
+    options = {"decode_config": DecodeConfig(beam_size=args.beam)}
+    started = time.monotonic()
+    translator = Translator.from_checkpoints(checkpoints, **options)
+    hypotheses = translator.translate(sources)
+    result = corpus_scores(hypotheses, references, args.bleu_tokenize).to_dict()
+    result["seconds"] = time.monotonic() - started
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m seq2seq.bench.ensemble_study", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--experiment", default="synthetic_bahdanau")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--top-k", type=int, default=4, help="checkpoints kept per run")
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--work", type=Path, default=Path("bench_runs/ensembles"))
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Hydra override for every run (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    cfg = compose_train_config([f"experiment={args.experiment}", *args.override])
+    data = Path(str(cfg.data.dir))
+    src, ref = data / f"test.{cfg.data.src_lang}", data / f"test.{cfg.data.tgt_lang}"
+    # The BLEU tokenisation the experiment's own test score uses.
+    args.bleu_tokenize = str(cfg.data.get("bleu_tokenize", "13a"))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    runs = [train(args, seed) for seed in seeds]
+    rows: list[dict[str, Any]] = []
+
+    def row(label: str, checkpoints: list[Path]) -> None:
+        result = evaluate(args, checkpoints, src, ref)
+        rows.append({"model": label, "checkpoints": [str(c) for c in checkpoints], **result})
+        print(f"{label}: BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f}", flush=True)
+
+    for seed, run in zip(seeds, runs, strict=True):
+        row(f"seed {seed}: best checkpoint", ranked_checkpoints(run)[:1])
+    first = ranked_checkpoints(runs[0])
+    for k in range(2, len(first) + 1):
+        row(f"seed {seeds[0]}: ensemble of its {k} best checkpoints", first[:k])
+    if len(first) >= 2:
+        averaged = args.work / f"seed{seeds[0]}_average{len(first)}.ckpt"
+        _run(
+            [sys.executable, "-m", "seq2seq.cli.average", *map(str, first), "-o", str(averaged)],
+            args.work / "average.log",
+        )
+        row(f"seed {seeds[0]}: average of its {len(first)} best checkpoints", [averaged])
+    for k in range(2, len(runs) + 1):
+        row(
+            f"ensemble of the best checkpoints of seeds {','.join(map(str, seeds[:k]))}",
+            [ranked_checkpoints(r)[0] for r in runs[:k]],
+        )
+    machine = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpus": os.cpu_count()}
+    (args.work / "results.json").write_text(
+        json.dumps(
+            {"machine": machine, "experiment": args.experiment, "beam": args.beam, "rows": rows},
+            indent=2,
+        )
+    )
+    print(f"\n{args.experiment}, test split, beam {args.beam}, {machine}")
+    print("| model | BLEU | chrF | decoding time |\n| --- | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['model']} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['seconds']:.0f} s |")
+
+
+if __name__ == "__main__":
+    main()
