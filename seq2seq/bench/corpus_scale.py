@@ -58,7 +58,15 @@ def timed(
     """Run ``command``; its wall seconds and the peak RSS (MB) of it and its descendants."""
     started = time.perf_counter()
     with open(log or os.devnull, "wb") as output:
-        child = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        # From a neutral folder: `python -m` puts the working directory first on sys.path,
+        # which would shadow the checkout that PYTHONPATH names.
+        child = subprocess.Popen(
+            command,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=log.parent if log else None,
+        )
         # wait4's usage covers the child and the children it waited for (Linux).
         _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -179,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         help="a Hydra override for every run (repeatable)",
     )
     args = parser.parse_args(argv)
+    args.work, args.corpus = args.work.resolve(), args.corpus.resolve()
     args.baseline_copies = [int(c) for c in args.baseline_copies.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
     machine = {
