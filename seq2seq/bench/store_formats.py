@@ -198,7 +198,7 @@ class NumpyReader:
         return len(self.src)
 
     def lengths(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.src.lengths(), self.tgt.lengths()
+        return self.src.lengths("int64"), self.tgt.lengths("int64")
 
     def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         return self.src[i].astype(np.int64), self.tgt[i].astype(np.int64)
