@@ -151,14 +151,7 @@ def _read_lines(path: Path, errors: Errors) -> tuple[list[str], int]:
         return data.decode("utf-8").split("\n")[: len(raw_lines)], 0
     except UnicodeDecodeError as exc:
         if errors == "strict":
-            line = data.count(b"\n", 0, exc.start) + 1
-            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-            bad = exc.object[exc.start : exc.end]
-            raise CorpusError(
-                f"{path}:{line}: invalid UTF-8 byte(s) {bad!r} at byte {column} of the line "
-                f"({exc.reason}); expected UTF-8 text (data.encoding_errors=replace, or "
-                "errors='replace' in Python, substitutes U+FFFD)"
-            ) from None
+            raise invalid_utf8(path, data, exc) from None
     lines: list[str] = []
     replaced = 0
     for raw in raw_lines:
@@ -168,6 +161,21 @@ def _read_lines(path: Path, errors: Errors) -> tuple[list[str], int]:
             lines.append(raw.decode("utf-8", errors="replace"))
             replaced += 1
     return lines, replaced
+
+
+def invalid_utf8(
+    path: Path, data: bytes, exc: UnicodeDecodeError, first_line: int = 0
+) -> CorpusError:
+    """The error for the invalid bytes ``exc`` found in ``data``, the bytes of ``path`` from
+    line ``first_line + 1`` on: it names the file, the line, the bytes and the column."""
+    line = first_line + data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    bad = exc.object[exc.start : exc.end]
+    return CorpusError(
+        f"{path}:{line}: invalid UTF-8 byte(s) {bad!r} at byte {column} of the line "
+        f"({exc.reason}); expected UTF-8 text (data.encoding_errors=replace, or "
+        "errors='replace' in Python, substitutes U+FFFD)"
+    )
 
 
 def _pair_up(src: list[str], tgt: list[str], source: str) -> Corpus:

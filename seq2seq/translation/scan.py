@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq.translation.corpus import CorpusError, Errors
+from seq2seq.translation.corpus import CorpusError, Errors, invalid_utf8
 
 #: Lines per unit of work of the encoding processes.
 CHUNK_LINES = 20_000
@@ -157,14 +157,7 @@ def _scan_piece(
         text = piece.decode("utf-8")
     except UnicodeDecodeError as exc:
         if errors == "strict":
-            line = first_line + piece.count(b"\n", 0, exc.start) + 1
-            column = exc.start - (piece.rfind(b"\n", 0, exc.start) + 1) + 1
-            bad = exc.object[exc.start : exc.end]
-            raise CorpusError(
-                f"{scan.path}:{line}: invalid UTF-8 byte(s) {bad!r} at byte {column} of the "
-                f"line ({exc.reason}); expected UTF-8 text (data.encoding_errors=replace, or "
-                "errors='replace' in Python, substitutes U+FFFD)"
-            ) from None
+            raise invalid_utf8(scan.path, piece, exc, first_line) from None
         # A newline ends any broken sequence, so decoding the piece with replacement is the
         # same as decoding line by line; count the lines that needed it.
         raw_lines = piece.split(b"\n")
