@@ -4,6 +4,12 @@ Two layouts are supported: a pair of line-aligned plain text files (``train.en``
 ``train.fr``) and a single tab-separated file with one column per language. Both return a
 :class:`Corpus` with the surrounding whitespace of every sentence stripped and the pairs where
 either side is empty dropped (and counted).
+
+Training does not read a corpus into memory this way: :mod:`seq2seq.translation.scan` and
+:mod:`seq2seq.translation.prepare` read it once, streaming, into the corpus store, with the
+same rules and the same errors (:func:`invalid_utf8` is shared). These readers are for a
+corpus that fits in memory in a Python session, and they are what the store is tested
+against (tests/translation/test_store.py).
 """
 
 from __future__ import annotations

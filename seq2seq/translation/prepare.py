@@ -101,11 +101,6 @@ class SplitScan:
 def scan_split(split: str, corpus: CorpusFiles) -> SplitScan:
     """Check the files of ``split`` and find its pairs (see the module's step 1)."""
     files = corpus.files[split]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise CorpusError(
-            f"{split} split: missing {', '.join(missing)} ({corpus.described[split]})"
-        )
     if corpus.columns is None:
         scans = [scan_file(f, errors=corpus.errors) for f in files]
         src, tgt = scans
@@ -339,14 +334,13 @@ def prepare_store(
 ) -> tuple[Path, bool]:
     """The store of ``corpus`` under ``root``, prepared unless one for the same files and
     settings exists; returns ``(folder, prepared_now)``."""
-    missing = [
-        f"{split} split: missing {f} ({corpus.described[split]})"
-        for split, files in corpus.files.items()
-        for f in files
-        if not f.is_file()
-    ]
-    if missing:
-        raise CorpusError(missing[0])
+    for split, files in corpus.files.items():
+        # Checked first: the key is made of the files' sizes and times.
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise CorpusError(
+                f"{split} split: missing {', '.join(missing)} ({corpus.described[split]})"
+            )
     parts = store_parts(corpus, tokenizer)
     key = store_key(parts)
     try:

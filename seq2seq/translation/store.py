@@ -38,6 +38,7 @@ class CorpusStore:
         files = self.manifest["tokenizers"]
         self.src_tokenizer = self._tokenizer(files["src"])
         self.tgt_tokenizer = self._tokenizer(files["tgt"])
+        self._references: dict[str, TextColumn] = {}
 
     def _tokenizer(self, name: str) -> Tokenizer:
         return load_tokenizer(self.folder / name)
@@ -52,8 +53,10 @@ class CorpusStore:
 
     def references(self, split: str) -> TextColumn:
         """Target sentences of ``split`` in corpus order (stripped, empty pairs dropped)."""
-        folder = self.folder / split
-        return TextColumn(Ragged(folder, "tgt_text", self.split(split)["tgt_text"]))
+        if split not in self._references:
+            rows = Ragged(self.folder / split, "tgt_text", self.split(split)["tgt_text"])
+            self._references[split] = TextColumn(rows)
+        return self._references[split]
 
     def line_numbers(self, split: str) -> np.ndarray:
         """``(pairs,)`` int64 1-based line of each pair in the split's file(s)."""
