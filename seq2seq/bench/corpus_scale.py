@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from seq2seq.bench.options import add_override_option
+
 SPLITS = ("train", "dev", "test")
 PROBE = Path(__file__).with_name("startup_probe.py")
 
@@ -179,13 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps per run")
     parser.add_argument("--baseline-tree", type=Path, help="an older checkout to compare with")
     parser.add_argument("--baseline-copies", default="1,8,32", help="sizes to run it at")
-    parser.add_argument(
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a Hydra override for every run (repeatable)",
-    )
+    add_override_option(parser)
     args = parser.parse_args(argv)
     args.work, args.corpus = args.work.resolve(), args.corpus.resolve()
     args.baseline_copies = [int(c) for c in args.baseline_copies.split(",")]

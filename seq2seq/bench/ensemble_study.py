@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from seq2seq.bench.options import add_override_option
 from seq2seq.config import compose_train_config
 from seq2seq.search.decode import DecodeConfig
 from seq2seq.translation.metrics import corpus_scores
@@ -94,13 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top-k", type=int, default=4, help="checkpoints kept per run")
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path("bench_runs/ensembles"))
-    parser.add_argument(
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a Hydra override for every run (repeatable)",
-    )
+    add_override_option(parser)
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     cfg = compose_train_config([f"experiment={args.experiment}", *args.override])

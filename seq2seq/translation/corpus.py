@@ -119,10 +119,7 @@ def read_tsv(
             continue
         fields = line.split("\t")
         if len(fields) < needed:
-            raise CorpusError(
-                f"{path}:{number}: expected at least {needed} tab-separated columns "
-                f"(src_col={src_col}, tgt_col={tgt_col}) but found {len(fields)}"
-            )
+            raise too_few_columns(path, number, (src_col, tgt_col), len(fields))
         src.append(fields[src_col])
         tgt.append(fields[tgt_col])
     corpus = _pair_up(src, tgt, source=f"{path} (columns {src_col}, {tgt_col})")
@@ -167,6 +164,15 @@ def _read_lines(path: Path, errors: Errors) -> tuple[list[str], int]:
             lines.append(raw.decode("utf-8", errors="replace"))
             replaced += 1
     return lines, replaced
+
+
+def too_few_columns(path: Path, number: int, columns: tuple[int, int], found: int) -> CorpusError:
+    """The error for line ``number`` of the TSV file ``path`` having ``found`` fields."""
+    needed = max(columns) + 1
+    return CorpusError(
+        f"{path}:{number}: expected at least {needed} tab-separated columns "
+        f"(src_col={columns[0]}, tgt_col={columns[1]}) but found {found}"
+    )
 
 
 def invalid_utf8(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq.translation.corpus import CorpusError, Errors, invalid_utf8
+from seq2seq.translation.corpus import CorpusError, Errors, invalid_utf8, too_few_columns
 
 #: Lines per unit of work of the encoding processes.
 CHUNK_LINES = 20_000
@@ -188,10 +188,7 @@ def _tsv_blanks(
             continue
         fields = line.split("\t")
         if len(fields) < needed:
-            raise CorpusError(
-                f"{path}:{first_line + j + 1}: expected at least {needed} tab-separated "
-                f"columns (src_col={columns[0]}, tgt_col={columns[-1]}) but found {len(fields)}"
-            )
+            raise too_few_columns(path, first_line + j + 1, (columns[0], columns[-1]), len(fields))
         for c, col in enumerate(columns):
             blank[c, j] = not fields[col].strip()
     return blank
