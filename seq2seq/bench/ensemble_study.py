@@ -2,7 +2,9 @@
 ``python -m seq2seq.bench.ensemble_study``.
 
 Trains one experiment with several seeds (each run keeping its ``--top-k`` best checkpoints
-by dev score), then scores on the test split, with the same search for every row:
+by dev score), then scores on the test split with the same search for every row (the task's
+test metrics: BLEU and chrF for translation, CIDEr-D and BLEU-4 for captioning; see
+:mod:`seq2seq.bench.ensemble_scoring`):
 
 - each run's best checkpoint alone;
 - the ensembles of the 2, 3, ... ``top-k`` best checkpoints of the first run, and their
@@ -27,11 +29,9 @@ from typing import Any
 
 import torch
 
+from seq2seq.bench.ensemble_scoring import make_scorer, resolve_beam
 from seq2seq.bench.options import add_override_option
 from seq2seq.config import compose_train_config
-from seq2seq.search.decode import DecodeConfig
-from seq2seq.translation.metrics import corpus_scores
-from seq2seq.translation.translator import Translator
 
 
 def _run(command: list[str], log: Path) -> str:
@@ -67,23 +67,9 @@ def ranked_checkpoints(run: Path) -> list[Path]:
         match = re.search(r"(-?\d+(?:\.\d+)?)$", path.stem)
         return float(match.group(1)) if match else float("-inf")
 
-    found = [p for p in (run / "checkpoints").glob("epoch*.ckpt")]
+    # Sorted first, so that checkpoints of equal score keep their epoch order.
+    found = sorted((run / "checkpoints").glob("epoch*.ckpt"))
     return sorted(found, key=score, reverse=True)
-
-
-def evaluate(
-    args: argparse.Namespace, checkpoints: list[Path], src: Path, ref: Path
-) -> dict[str, Any]:
-    """Test BLEU/chrF of ``checkpoints`` (one model, or their ensemble), in this process."""
-    sources = src.read_text(encoding="utf-8").splitlines()
-    references = ref.read_text(encoding="utf-8").splitlines()
-    options = {"decode_config": DecodeConfig(beam_size=args.beam)}
-    started = time.monotonic()
-    translator = Translator.from_checkpoints(checkpoints, **options)
-    hypotheses = translator.translate(sources)
-    result = corpus_scores(hypotheses, references, args.bleu_tokenize).to_dict()
-    result["seconds"] = time.monotonic() - started
-    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,24 +79,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experiment", default="synthetic_bahdanau")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--top-k", type=int, default=4, help="checkpoints kept per run")
-    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument(
+        "--beam",
+        type=int,
+        default=None,
+        help="beam size of every decoding (default: the experiment's decode.test.beam_size)",
+    )
     parser.add_argument("--work", type=Path, default=Path("bench_runs/ensembles"))
     add_override_option(parser)
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     cfg = compose_train_config([f"experiment={args.experiment}", *args.override])
-    data = Path(str(cfg.data.dir))
-    src, ref = data / f"test.{cfg.data.src_lang}", data / f"test.{cfg.data.tgt_lang}"
-    # The BLEU tokenisation the experiment's own test score uses.
-    args.bleu_tokenize = str(cfg.data.get("bleu_tokenize", "13a"))
+    args.beam = resolve_beam(cfg, args.beam)
     seeds = [int(s) for s in args.seeds.split(",")]
     runs = [train(args, seed) for seed in seeds]
+    # Built after the training: a captioning data module reads (or writes) the data set.
+    scorer = make_scorer(cfg, args.beam)
     rows: list[dict[str, Any]] = []
 
     def row(label: str, checkpoints: list[Path]) -> None:
-        result = evaluate(args, checkpoints, src, ref)
+        result = scorer(checkpoints)
         rows.append({"model": label, "checkpoints": [str(c) for c in checkpoints], **result})
-        print(f"{label}: BLEU {result['bleu']:.2f} chrF {result['chrf']:.2f}", flush=True)
+        scores = " ".join(f"{name} {result[key]:.2f}" for key, name in scorer.metrics)
+        print(f"{label}: {scores}", flush=True)
 
     for seed, run in zip(seeds, runs, strict=True):
         row(f"seed {seed}: best checkpoint", ranked_checkpoints(run)[:1])
@@ -137,9 +128,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     print(f"\n{args.experiment}, test split, beam {args.beam}, {machine}")
-    print("| model | BLEU | chrF | decoding time |\n| --- | ---: | ---: | ---: |")
+    names = [name for _, name in scorer.metrics]
+    print(f"| model | {' | '.join(names)} | decoding time |")
+    print("| --- |" + " ---: |" * (len(names) + 1))
     for r in rows:
-        print(f"| {r['model']} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['seconds']:.0f} s |")
+        scores = " | ".join(f"{r[key]:.2f}" for key, _ in scorer.metrics)
+        print(f"| {r['model']} | {scores} | {r['seconds']:.0f} s |")
 
 
 if __name__ == "__main__":

@@ -128,7 +128,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if cfg.model.get("ema_decay") is not None:
         # Evaluated and saved with the average of the weights (seq2seq.training.ema).
-        callbacks.append(ExponentialMovingAverage(cfg.model.ema_decay))
+        warmup = cfg.model.get("ema_warmup", True)
+        callbacks.append(ExponentialMovingAverage(cfg.model.ema_decay, warmup))
     budget = cfg.get("budget")
     if budget is not None:
         seconds = parse_duration(budget)

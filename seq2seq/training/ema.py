@@ -7,6 +7,13 @@ the start of training; integer buffers are not averaged. The average smooths out
 of the last updates and usually scores a little better than the raw weights (Polyak and
 Juditsky 1992; the averaged weights of the Transformer and Marian recipes).
 
+With the warm-up (``model.ema_warmup``, on by default) update ``t`` (0-based) uses
+``min(decay, (1 + t) / (10 + t))`` instead of ``decay``, as TensorFlow's
+``ExponentialMovingAverage(num_updates=...)``: without it an average of decay 0.999 still
+weighs the random initial weights by ``0.999**t`` after ``t`` updates (a third after 1,000),
+so a run shorter than several thousand updates evaluates mostly its first minutes. The
+effective decay reaches 0.99 after about 900 updates and 0.999 after about 9,000.
+
 - Validation and test run with the averaged weights (swapped in at their start, the
   training weights swapped back at their end), so the monitored metric, early stopping and
   the best checkpoint all follow the average.
@@ -48,16 +55,20 @@ class ExponentialMovingAverage(Callback):
     Args:
         decay: weight of the old average at each step, in ``[0, 1)``; 0.999 averages over
             the last thousand steps or so, 0 is the weights themselves.
+        warmup: lower the decay of the first updates to ``(1 + t) / (10 + t)``.
 
     Raises:
         ConfigError: ``decay`` out of range (the message names ``model.ema_decay``).
     """
 
-    def __init__(self, decay: float) -> None:
+    def __init__(self, decay: float, warmup: bool = True) -> None:
         super().__init__()
         if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
             raise ConfigError(f"model.ema_decay must be a number in [0, 1) or null, got {decay!r}")
+        if not isinstance(warmup, bool):
+            raise ConfigError(f"model.ema_warmup must be true or false, got {warmup!r}")
         self.decay = float(decay)
+        self.warmup = warmup
         #: Optimiser steps averaged so far.
         self.updates = 0
         #: The average, in float32 (or wider), by state-dict name.
@@ -88,12 +99,19 @@ class ExponentialMovingAverage(Callback):
                     self.shadow[name] = self.shadow[name].to(value.device)
         return self.shadow
 
+    def current_decay(self) -> float:
+        """The decay of the next update (``updates`` of them done so far)."""
+        if not self.warmup:
+            return self.decay
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
     @torch.no_grad()
     def update(self, pl_module: pl.LightningModule) -> None:
         """One step of the average towards the current weights."""
         assert self.shadow is not None, "the average is started in on_train_start"
+        weight = 1.0 - self.current_decay()
         for name, value in _floating(pl_module).items():
-            self.shadow[name].lerp_(value.to(self.shadow[name].dtype), 1.0 - self.decay)
+            self.shadow[name].lerp_(value.to(self.shadow[name].dtype), weight)
         self.updates += 1
 
     # --- swapping for evaluation ----------------------------------------------------------
@@ -152,7 +170,7 @@ class ExponentialMovingAverage(Callback):
 
     # --- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"decay": self.decay, "updates": self.updates}
+        return {"decay": self.decay, "warmup": self.warmup, "updates": self.updates}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = float(state_dict.get("decay", self.decay))

@@ -1,10 +1,11 @@
-"""The ensemble study runs end to end on the debug configuration: trains two seeds, scores
-each best checkpoint, the ensembles and the average (scores are not asserted: they belong to
-the README, not to tests)."""
+"""The ensemble study runs end to end on the debug configurations, translation and captioning:
+trains two seeds, scores each best checkpoint, the ensembles and the average (scores are not
+asserted: they belong to the README, not to tests)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,33 @@ def test_two_seeds_two_checkpoints_each(tmp_path: Path, capsys) -> None:
     assert "| seed 1: best checkpoint |" in capsys.readouterr().out
     # A finished seed is not trained again.
     assert (work / "seed1" / "done").is_file()
+
+
+@pytest.mark.slow
+def test_captioning_rows_score_cider_and_bleu4(tmp_path: Path, capsys) -> None:
+    """A captioning experiment gets the same rows, scored with CIDEr-D and BLEU-4 on the test
+    split of its data module (the debug scenes, written under tmp_path)."""
+    work = tmp_path / "work"
+    ensemble_study.main(
+        [
+            "--experiment", "shapes_sat", "--seeds", "1,2", "--top-k", "2", "--beam", "2",
+            "--work", str(work), "--override=debug=fast", f"--override=data.dir={tmp_path}/data",
+        ]
+    )  # fmt: skip
+    results = json.loads((work / "results.json").read_text())
+    rows = results["rows"]
+    assert [r["model"] for r in rows] == [
+        "seed 1: best checkpoint",
+        "seed 2: best checkpoint",
+        "seed 1: ensemble of its 2 best checkpoints",
+        "seed 1: average of its 2 best checkpoints",
+        "ensemble of the best checkpoints of seeds 1,2",
+    ]
+    assert results["beam"] == 2
+    for r in rows:
+        assert math.isfinite(r["cider"]) and r["cider"] >= 0, r
+        assert math.isfinite(r["bleu4"]) and 0 <= r["bleu4"] <= 100, r
+        assert r["n_images"] == 6  # the debug scenes' test split
+    out = capsys.readouterr().out
+    assert "| model | CIDEr-D | BLEU-4 | decoding time |" in out
+    assert "seed 1: best checkpoint: CIDEr-D " in out

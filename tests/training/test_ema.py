@@ -85,7 +85,7 @@ def trainer(*callbacks: pl.Callback, **options: Any) -> pl.Trainer:
 
 def test_average_after_k_steps_is_the_hand_computed_one() -> None:
     torch.manual_seed(0)
-    ema, rec = ExponentialMovingAverage(DECAY), Recorder()
+    ema, rec = ExponentialMovingAverage(DECAY, warmup=False), Recorder()
     trainer(ema, rec, max_steps=3).fit(Tiny())
     expected = hand_ema(rec.weights)
     assert len(rec.weights) == 4 and ema.updates == 3
@@ -95,7 +95,7 @@ def test_average_after_k_steps_is_the_hand_computed_one() -> None:
 
 def test_validation_uses_the_average_and_training_continues_with_the_weights() -> None:
     torch.manual_seed(0)
-    module, ema, rec = Tiny(), ExponentialMovingAverage(DECAY), Recorder()
+    module, ema, rec = Tiny(), ExponentialMovingAverage(DECAY, warmup=False), Recorder()
     trainer(ema, rec, max_epochs=1, limit_val_batches=1, val_check_interval=2).fit(module)
     averages = hand_ema(rec.weights)
     assert len(module.seen) == 2  # after steps 2 and 4
@@ -107,11 +107,15 @@ def test_validation_uses_the_average_and_training_continues_with_the_weights() -
 
 def test_a_resume_restores_the_average(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    straight, straight_ema, straight_rec = Tiny(), ExponentialMovingAverage(DECAY), Recorder()
+    straight, straight_ema, straight_rec = (
+        Tiny(),
+        ExponentialMovingAverage(DECAY, warmup=False),
+        Recorder(),
+    )
     trainer(straight_ema, straight_rec, max_epochs=2).fit(straight)
 
     torch.manual_seed(0)
-    first_ema, first_rec = ExponentialMovingAverage(DECAY), Recorder()
+    first_ema, first_rec = ExponentialMovingAverage(DECAY, warmup=False), Recorder()
     writer = ResumeCheckpoint(tmp_path)  # last.ckpt at the end of every epoch
     trainer(first_ema, first_rec, writer, max_epochs=1, enable_checkpointing=True).fit(Tiny())
     saved = read_checkpoint(tmp_path / "last.ckpt")
@@ -122,7 +126,7 @@ def test_a_resume_restores_the_average(tmp_path: Path) -> None:
     torch.testing.assert_close(entry[TRAINING_WEIGHTS]["layer.weight"], first_rec.weights[-1])
 
     torch.manual_seed(5)  # other initial weights: the checkpoint must replace them all
-    resumed, resumed_ema = Tiny(), ExponentialMovingAverage(DECAY)
+    resumed, resumed_ema = Tiny(), ExponentialMovingAverage(DECAY, warmup=False)
     again = trainer(
         resumed_ema, ResumeCheckpoint(tmp_path), max_epochs=2, enable_checkpointing=True
     )
@@ -134,9 +138,25 @@ def test_a_resume_restores_the_average(tmp_path: Path) -> None:
     )
 
 
+def test_warmup_lowers_the_decay_of_the_first_updates() -> None:
+    torch.manual_seed(0)
+    ema, rec = ExponentialMovingAverage(0.2), Recorder()
+    trainer(ema, rec, max_steps=3).fit(Tiny())
+    # Update t uses min(0.2, (1 + t) / (10 + t)): 0.1, 2/11, then 0.2 (3/12 is above it).
+    w = rec.weights
+    expected = w[0]
+    for decay, weights in zip((0.1, 2 / 11, 0.2), w[1:], strict=True):
+        expected = decay * expected + (1 - decay) * weights
+    torch.testing.assert_close(ema.shadow["layer.weight"], expected)
+    assert ema.current_decay() == 0.2
+    assert ExponentialMovingAverage(0.999).current_decay() == pytest.approx(0.1)
+
+
 def test_bad_decay_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"model.ema_decay must be a number in \[0, 1\)"):
         ExponentialMovingAverage(1.0)
+    with pytest.raises(ConfigError, match="model.ema_warmup must be true or false"):
+        ExponentialMovingAverage(0.9, warmup="yes")  # type: ignore[arg-type]
 
 
 def test_seq2seq_train_saves_and_resumes_the_average(tmp_path: Path) -> None:
