@@ -58,8 +58,8 @@ OURS = Path(seq2seq.__file__).resolve().parent.parent
 
 
 def write_input(src: Path, lines: int, work: Path) -> Path:
-    """``work/input_<lines>.txt``: the lines of ``src`` repeated or cut to ``lines`` lines
-    (written once; reused while its size is right)."""
+    """``work/input_<src stem>_<lines>.txt``: the lines of ``src`` repeated or cut to ``lines``
+    lines (written once; reused while its size is right)."""
     source = src.read_bytes().splitlines(keepends=True)
     source = [line if line.endswith(b"\n") else line + b"\n" for line in source]
     whole, rest = divmod(lines, len(source))

@@ -89,6 +89,25 @@ def _validation_is_off(cfg: DictConfig) -> bool:
     return limit is not None and float(limit) == 0.0
 
 
+def _check_evaluation_limits(cfg: DictConfig) -> None:
+    """Dev and test scores are corpus scores (BLEU, CIDEr-D) of the whole split: a share or a
+    count of its batches would only fail at the first validation, after training."""
+    choices = {
+        "limit_val_batches": ("dev", "0 (no validation)"),
+        "limit_test_batches": ("test", "test=false"),
+    }
+    for key, (split, other) in choices.items():
+        limit = cfg.trainer.get(key)
+        if limit is None or (isinstance(limit, float) and limit == 1.0):
+            continue
+        if key == "limit_val_batches" and not isinstance(limit, bool) and limit == 0:
+            continue
+        raise ConfigError(
+            f"trainer.{key}={limit}: the {split} score needs every {split} example; "
+            f"use null (all of them) or {other}"
+        )
+
+
 def _without_monitoring(cfg: DictConfig) -> None:
     """Turn off what follows the validation metric: early stopping, best-checkpoint
     selection (callbacks with a ``monitor``) and the plateau scheduler."""
@@ -116,6 +135,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path is not None:
         resume_step = check_resume_checkpoint(ckpt_path, cfg.task.name)
         log.info("resuming from %s (global step %d)", ckpt_path, resume_step)
+    _check_evaluation_limits(cfg)
     validating = not _validation_is_off(cfg)
     if not validating:
         _without_monitoring(cfg)

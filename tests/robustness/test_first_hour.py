@@ -194,3 +194,18 @@ def test_a_frozen_backbone_is_explained_once_not_warned_about(tmp_path, caplog) 
     assert not [w for w in caught if "in eval mode" in str(w.message)]
     notes = [r.getMessage() for r in caplog.records if r.name == "seq2seq.captioning.module"]
     assert any("backbone keeps its" in n and "in eval mode while training" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.limit_val_batches=2", r"trainer.limit_val_batches=2: the dev score needs every"),
+        ("trainer.limit_val_batches=0.5", r"use null \(all of them\) or 0 \(no validation\)"),
+        ("trainer.limit_test_batches=3", r"trainer.limit_test_batches=3: .* or test=false"),
+    ],
+)
+def test_part_of_the_dev_or_test_split_is_refused_before_training(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        train(compose_config(tmp_path, override))
