@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # seq2seq side by side with JoeyNMT 2.3 on the Bible corpus, in one command:
-#   bash recipes/peers/joeynmt.sh [--pairs 3] [--seconds 180]
+#   bash recipes/peers/joeynmt.sh [--pairs 3] [--seconds 180] [--skip-epoch] [--beams 1 5]
 # The same RNNsearch sizes (embeddings 256, bi-GRU 256, decoder 256, Bahdanau attention,
 # dropout 0.2), the same tokenizer settings (sentencepiece unigram, 8,000 pieces per side,
 # character coverage 1.0, trained on the same training split), the same batch size in tokens
@@ -8,6 +8,11 @@
 # (recipes/bible_en_es). Training runs of the two alternate on this machine; each reports its
 # own target tokens per second (JoeyNMT's log, our train/tokens_per_s), and the summary gives
 # the median of each and of the pairs' ratios. Results: runs/peers/joeynmt/speed.json.
+# Then (unless --skip-epoch) each trains one epoch on the training split and decodes the dev
+# split with greedy search and beam 5; both toolkits' hypotheses are scored by the same
+# sacrebleu calls (BLEU 13a, chrF), with the wall time of the epoch and of each decoding:
+# runs/peers/joeynmt/quality.json (recipes/peers/joeynmt_quality.py lists what still differs).
+# --pairs 0 leaves out the speed runs; --vocab N (default 8000) is for a tiny smoke corpus.
 #
 # JoeyNMT 2.3 goes in its own virtual environment ($JOEYNMT_VENV, default
 # ~/.cache/seq2seq-peers/joeynmt) that reuses this project's torch through a .pth file, with

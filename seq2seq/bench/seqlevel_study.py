@@ -182,15 +182,9 @@ def study(args: argparse.Namespace, extra: float) -> list[dict[str, Any]]:
         "ce": train(args, "ce", [*common, "seqlevel.start_epoch=null"]),
         "seqlevel": train(args, "seqlevel", [*common, *stage]),
     }
-    base_scores = test_scores(args, start, base_cache)
-    rows = [
-        {
-            "run": "base",
-            "checkpoint": str(start),
-            "dev": dev_score(start, args.monitor),
-            **base_scores,
-        }
-    ]
+    scores = test_scores(args, start, base_cache)
+    rows = [{"run": "base", "checkpoint": str(start), "dev": dev_score(start, args.monitor)}]
+    rows[0].update(scores)
     for name, run in runs.items():
         end = resume_point(run / "checkpoints" / LAST)
         if end["step"] <= base["step"]:
