@@ -77,7 +77,13 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m seq2seq.bench.ensemble_study", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--experiment", default="synthetic_bahdanau")
-    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--seeds", default=None, help="seeds to train (default 1,2,3)")
+    parser.add_argument(
+        "--runs",
+        default=None,
+        help="comma-separated finished run directories (e.g. recipes/bible_en_es/study.sh's) "
+        "to score instead of training; --seeds then only labels them (default 1, 2, ...)",
+    )
     parser.add_argument("--top-k", type=int, default=4, help="checkpoints kept per run")
     parser.add_argument(
         "--beam",
@@ -91,8 +97,18 @@ def main(argv: list[str] | None = None) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     cfg = compose_train_config([f"experiment={args.experiment}", *args.override])
     args.beam = resolve_beam(cfg, args.beam)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    runs = [train(args, seed) for seed in seeds]
+    if args.runs:
+        runs = [Path(r) for r in args.runs.split(",")]
+        for run in runs:
+            if not ranked_checkpoints(run):
+                parser.error(f"--runs: {run} holds no checkpoints/epoch*.ckpt")
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else []
+        seeds = seeds or list(range(1, len(runs) + 1))
+        if len(seeds) != len(runs):
+            parser.error(f"--seeds names {len(seeds)} runs, --runs gives {len(runs)}")
+    else:
+        seeds = [int(s) for s in (args.seeds or "1,2,3").split(",")]
+        runs = [train(args, seed) for seed in seeds]
     # Built after the training: a captioning data module reads (or writes) the data set.
     scorer = make_scorer(cfg, args.beam)
     rows: list[dict[str, Any]] = []

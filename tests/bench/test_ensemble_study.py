@@ -38,6 +38,16 @@ def test_two_seeds_two_checkpoints_each(tmp_path: Path, capsys) -> None:
     assert "| seed 1: best checkpoint |" in capsys.readouterr().out
     # A finished seed is not trained again.
     assert (work / "seed1" / "done").is_file()
+    # A finished run is scored again as it is (--runs), labelled by its position.
+    ensemble_study.main(
+        [
+            "--runs", str(work / "seed1"), "--beam", "1", "--work", str(tmp_path / "again"),
+            "--override=debug=fast", f"--override=data.dir={tmp_path}/data",
+        ]
+    )  # fmt: skip
+    again = json.loads((tmp_path / "again" / "results.json").read_text())["rows"]
+    assert [r["model"] for r in again] == labels[:1] + labels[2:4]
+    assert again[0]["bleu"] == rows[0]["bleu"]
 
 
 @pytest.mark.slow
@@ -68,3 +78,13 @@ def test_captioning_rows_score_cider_and_bleu4(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "| model | CIDEr-D | BLEU-4 | decoding time |" in out
     assert "seed 1: best checkpoint: CIDEr-D " in out
+
+
+def test_runs_without_checkpoints_are_refused_naming_the_folder(tmp_path: Path, capsys) -> None:
+    """--runs scores finished runs instead of training; one without checkpoints is an error
+    that names it, before anything is decoded."""
+    empty = tmp_path / "run"
+    (empty / "checkpoints").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        ensemble_study.main(["--runs", str(empty), "--work", str(tmp_path / "w")])
+    assert f"--runs: {empty} holds no checkpoints/epoch*.ckpt" in capsys.readouterr().err
