@@ -121,17 +121,22 @@ def alignment(
 def markdown(
     results: dict[str, list[BucketScore]], overall: dict[str, CorpusScores], total: int
 ) -> str:
-    """One row per bucket, one BLEU column per model, and the corpus scores in an "all" row."""
+    """One row per bucket, a BLEU and a chrF column per model, and the corpus scores in an
+    "all" row."""
     names = list(results)
+    header = " | ".join(f"{n} BLEU | {n} chrF" for n in names)
     rows = [
-        "| source length | sentences | " + " | ".join(f"{n} BLEU" for n in names) + " |",
-        "| --- | ---: | " + " | ".join("---:" for _ in names) + " |",
+        f"| source length | sentences | {header} |",
+        "| --- | ---: | " + " | ".join("---: | ---:" for _ in names) + " |",
     ]
+
+    def cell(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
     for k, bucket in enumerate(results[names[0]]):
-        cells = [results[n][k].bleu for n in names]
-        text = " | ".join("–" if b is None else f"{b:.2f}" for b in cells)
+        text = " | ".join(f"{cell(results[n][k].bleu)} | {cell(results[n][k].chrf)}" for n in names)
         rows.append(f"| {bucket.label} | {bucket.sentences} | {text} |")
-    text = " | ".join(f"{overall[n].bleu:.2f} (chrF {overall[n].chrf:.2f})" for n in names)
+    text = " | ".join(f"{overall[n].bleu:.2f} | {overall[n].chrf:.2f}" for n in names)
     rows.append(f"| all | {total} | {text} |")
     return "\n".join(rows)
 
@@ -192,11 +197,11 @@ def main(argv: list[str] | None = None) -> None:
 
     with (args.out / "bleu_by_length.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["model", "bucket", "low", "high", "sentences", "bleu"])
+        writer.writerow(["model", "bucket", "low", "high", "sentences", "bleu", "chrf"])
         for name, buckets in results.items():
             for b in buckets:
-                high, bleu = "" if b.high is None else b.high, "" if b.bleu is None else b.bleu
-                writer.writerow([name, b.label, b.low, high, b.sentences, bleu])
+                high, bleu, chrf = ("" if x is None else x for x in (b.high, b.bleu, b.chrf))
+                writer.writerow([name, b.label, b.low, high, b.sentences, bleu, chrf])
     table = markdown(results, overall, len(sources))
     signature = next(iter(overall.values())).bleu_signature
     (args.out / "bleu_by_length.md").write_text(f"{table}\n\nBLEU: {signature}\n", "utf-8")

@@ -86,12 +86,14 @@ DEFAULT_EDGES = (0, 10, 20, 30, 40, 50, 60)
 
 @dataclass
 class BucketScore:
-    """BLEU of the sentences whose source has ``low <= words < high`` (``high`` None: open)."""
+    """BLEU and chrF of the sentences whose source has ``low <= words < high`` (``high``
+    None: open); both None for an empty bucket."""
 
     low: int
     high: int | None
     sentences: int
     bleu: float | None
+    chrf: float | None = None
 
     @property
     def label(self) -> str:
@@ -104,10 +106,10 @@ def bleu_by_source_length(
     references: Sequence[str],
     edges: Sequence[int] = DEFAULT_EDGES,
 ) -> list[BucketScore]:
-    """Corpus BLEU within each source-length bucket (length in whitespace words).
+    """Corpus BLEU and chrF within each source-length bucket (length in whitespace words).
 
     ``edges`` ``(e_0, ..., e_k)`` gives buckets ``[e_0, e_1), ..., [e_{k-1}, e_k), [e_k, ∞)``;
-    an empty bucket has BLEU None.
+    an empty bucket has BLEU and chrF None.
     """
     if not len(sources) == len(hypotheses) == len(references):
         raise ValueError("sources, hypotheses and references must have the same length")
@@ -118,18 +120,19 @@ def bleu_by_source_length(
     buckets = []
     for low, high in bounds:
         picked = [i for i, n in enumerate(lengths) if n >= low and (high is None or n < high)]
-        bleu = None
+        bleu = chrf = None
         if picked:
-            hyps = [hypotheses[i] for i in picked]
-            bleu = BLEU().corpus_score(hyps, [[references[i] for i in picked]]).score
-        buckets.append(BucketScore(low, high, len(picked), bleu))
+            hyps, refs = [hypotheses[i] for i in picked], [[references[i] for i in picked]]
+            bleu = BLEU().corpus_score(hyps, refs).score
+            chrf = CHRF().corpus_score(hyps, refs).score
+        buckets.append(BucketScore(low, high, len(picked), bleu, chrf))
     return buckets
 
 
 def format_buckets(buckets: Sequence[BucketScore]) -> str:
-    """A Markdown table: source length, sentences, BLEU."""
-    rows = ["| source length | sentences | BLEU |", "| --- | ---: | ---: |"]
+    """A Markdown table: source length, sentences, BLEU, chrF."""
+    rows = ["| source length | sentences | BLEU | chrF |", "| --- | ---: | ---: | ---: |"]
     for b in buckets:
-        bleu = "–" if b.bleu is None else f"{b.bleu:.2f}"
-        rows.append(f"| {b.label} | {b.sentences} | {bleu} |")
+        bleu, chrf = ("–" if x is None else f"{x:.2f}" for x in (b.bleu, b.chrf))
+        rows.append(f"| {b.label} | {b.sentences} | {bleu} | {chrf} |")
     return "\n".join(rows)

@@ -106,7 +106,7 @@ def test_csv_matches_bleu_recomputed_from_the_hypothesis_files(
     refs = (data / "test.tgt").read_text(encoding="utf-8").splitlines()
     with (out / "bleu_by_length.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["model", "bucket", "low", "high", "sentences", "bleu"]
+    assert list(rows[0]) == ["model", "bucket", "low", "high", "sentences", "bleu", "chrf"]
     assert len(rows) == 2 * (len(EDGES))  # (model, bucket): len(EDGES) - 1 closed + 1 open
     for name in ("rnnsearch", "rnnenc"):
         hyps = (out / f"hyp.{name}.txt").read_text(encoding="utf-8").splitlines()
@@ -117,17 +117,21 @@ def test_csv_matches_bleu_recomputed_from_the_hypothesis_files(
         assert [int(r["sentences"]) for r in got] == [b.sentences for b in expected]
         for row, bucket in zip(got, expected, strict=True):
             assert row["high"] == ("" if bucket.high is None else str(bucket.high))
-            if bucket.bleu is None:
-                assert row["bleu"] == ""
-            else:
-                assert float(row["bleu"]) == pytest.approx(bucket.bleu)
+            for key in ("bleu", "chrf"):
+                if getattr(bucket, key) is None:
+                    assert row[key] == ""
+                else:
+                    assert float(row[key]) == pytest.approx(getattr(bucket, key))
 
 
 def test_markdown_table_has_one_column_per_model_and_an_all_row(compared: dict) -> None:
     table = (compared["out"] / "bleu_by_length.md").read_text(encoding="utf-8")
     lines = table.splitlines()
-    assert lines[0] == "| source length | sentences | rnnsearch BLEU | rnnenc BLEU |"
-    assert lines[1] == "| --- | ---: | ---: | ---: |"
+    assert lines[0] == (
+        "| source length | sentences | rnnsearch BLEU | rnnsearch chrF"
+        " | rnnenc BLEU | rnnenc chrF |"
+    )
+    assert lines[1] == "| --- | ---: | ---: | ---: | ---: | ---: |"
     assert [row.split(" | ")[0] for row in lines[2:7]] == [
         "| 0-10",
         "| 10-20",
@@ -135,7 +139,7 @@ def test_markdown_table_has_one_column_per_model_and_an_all_row(compared: dict) 
         "| 30+",
         "| all",
     ]
-    assert lines[6].count("chrF") == 2
+    assert len(lines[6].split(" | ")) == 6  # all, sentences, then BLEU and chrF per model
     assert lines[0] in compared["stdout"] and "| all |" in compared["stdout"]
 
 

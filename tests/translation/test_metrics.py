@@ -30,6 +30,8 @@ def test_bleu_by_source_length_buckets() -> None:
     expected = sacrebleu.corpus_bleu(hyps[1:3], [refs[1:3]]).score
     assert buckets[1].bleu == pytest.approx(expected)
     assert buckets[0].bleu == pytest.approx(100.0)
-    assert "| 20-60 | 0 | – |" in format_buckets(buckets)
+    assert buckets[1].chrf == pytest.approx(sacrebleu.corpus_chrf(hyps[1:3], [refs[1:3]]).score)
+    assert buckets[2].chrf is None
+    assert "| 20-60 | 0 | – | – |" in format_buckets(buckets)
     with pytest.raises(ValueError, match="strictly increasing"):
         bleu_by_source_length(sources, hyps, refs, edges=(0, 20, 10))
