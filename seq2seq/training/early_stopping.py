@@ -24,7 +24,7 @@ class ConfiguredEarlyStopping(EarlyStopping):
     def state_key(self) -> str:
         # Lightning's own key ("EarlyStopping{...}"), so that checkpoints written before this
         # class existed, or by a plain EarlyStopping, restore their counters here and back.
-        return f"EarlyStopping{ ({'monitor': self.monitor, 'mode': self.mode})!r}"
+        return "EarlyStopping" + repr({"monitor": self.monitor, "mode": self.mode})
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         configured = self.patience
