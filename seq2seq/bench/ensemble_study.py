@@ -6,7 +6,9 @@ by dev score), then scores on the test split with the same search for every row 
 test metrics: BLEU and chrF for translation, CIDEr-D and BLEU-4 for captioning; see
 :mod:`seq2seq.bench.ensemble_scoring`):
 
-- each run's best checkpoint alone;
+- each run's best checkpoint alone (from a run with ``model.ema_decay``, also that checkpoint's
+  training weights, ``seq2seq-average --training-weights``: the moving average against the
+  raw weights of the same step);
 - the ensembles of the 2, 3, ... ``top-k`` best checkpoints of the first run, and their
   average (``seq2seq-average``);
 - the ensembles of the best checkpoints of the first 2, 3, ... runs.
@@ -31,7 +33,9 @@ import torch
 
 from seq2seq.bench.ensemble_scoring import make_scorer, resolve_beam
 from seq2seq.bench.options import add_override_option
+from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config import compose_train_config
+from seq2seq.training.ema import holds_training_weights
 
 
 def _run(command: list[str], log: Path) -> str:
@@ -121,6 +125,14 @@ def main(argv: list[str] | None = None) -> None:
 
     for seed, run in zip(seeds, runs, strict=True):
         row(f"seed {seed}: best checkpoint", ranked_checkpoints(run)[:1])
+        best = ranked_checkpoints(run)[0]
+        if holds_training_weights(read_checkpoint(best)):
+            # The same checkpoint's raw weights: the moving average against no average at
+            # the same step, whatever speed the machine ran at.
+            raw = args.work / f"seed{seed}_training_weights.ckpt"
+            command = [sys.executable, "-m", "seq2seq.cli.average", "--training-weights"]
+            _run([*command, str(best), "-o", str(raw)], args.work / "average.log")
+            row(f"seed {seed}: best checkpoint's training weights (no moving average)", [raw])
     first = ranked_checkpoints(runs[0])
     for k in range(2, len(first) + 1):
         row(f"seed {seeds[0]}: ensemble of its {k} best checkpoints", first[:k])

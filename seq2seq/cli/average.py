@@ -9,6 +9,11 @@ averaged in float64 and cast back to their type; integer buffers (a BatchNorm's
 result holds the weights and that entry only (no optimiser state, so it is for
 ``seq2seq-translate``, ``seq2seq-evaluate`` and ``seq2seq-caption``, not for resuming), and
 is written atomically: a temporary file beside OUT, then renamed.
+
+``--training-weights`` averages, for checkpoints of a run with ``model.ema_decay``, the
+training weights each one keeps beside the moving average it holds as its weights; given one
+checkpoint, it writes those weights alone, so that a run's average and its raw weights can be
+scored side by side at the same step.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torch import Tensor
 from seq2seq.checkpoint import CHECKPOINT_KEY, CheckpointError, read_checkpoint, seq2seq_payload
 from seq2seq.cli.common import fail
 from seq2seq.data.files import atomic_open
+from seq2seq.training.ema import training_state_dict
 
 #: What must be equal in the seq2seq entries of checkpoints of one model.
 SAME_PAYLOAD = ("task", "model", "src_tokenizer", "tgt_tokenizer")
@@ -36,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "-o", "--output", type=Path, required=True, help="where to write the averaged checkpoint"
+    )
+    parser.add_argument(
+        "--training-weights",
+        action="store_true",
+        help="average the training weights kept in checkpoints of a run with model.ema_decay, "
+        "not the moving average they hold as their weights",
     )
     return parser
 
@@ -68,9 +80,10 @@ def _check_same_model(
             )
 
 
-def average_checkpoints(paths: Sequence[Path]) -> dict[str, Any]:
+def average_checkpoints(paths: Sequence[Path], training_weights: bool = False) -> dict[str, Any]:
     """The averaged checkpoint of ``paths`` (read one at a time, so memory holds two
-    checkpoints and the float64 sums, however many are averaged).
+    checkpoints and the float64 sums, however many are averaged); with ``training_weights``,
+    of the training weights kept in checkpoints of a run with a moving average.
 
     Raises:
         CheckpointError: a file cannot be read, is not a seq2seq checkpoint, or is not of the
@@ -78,13 +91,20 @@ def average_checkpoints(paths: Sequence[Path]) -> dict[str, Any]:
     """
     if not paths:
         raise CheckpointError("no checkpoint to average")
-    first_path, first = paths[0], read_checkpoint(paths[0])
-    seq2seq_payload(first, first_path)
+
+    def read(path: Path) -> dict[str, Any]:
+        ckpt = read_checkpoint(path)
+        seq2seq_payload(ckpt, path)
+        if training_weights:
+            ckpt["state_dict"] = training_state_dict(ckpt, path)
+        return ckpt
+
+    first_path, first = paths[0], read(paths[0])
     sums: dict[str, Tensor] = {}
     last_state: dict[str, Tensor] = {}
     last = first
     for index, path in enumerate(paths):
-        ckpt = first if index == 0 else read_checkpoint(path)
+        ckpt = first if index == 0 else read(path)
         if index > 0:
             _check_same_model(first_path, first, path, ckpt)
         for name, tensor in ckpt["state_dict"].items():
@@ -119,14 +139,15 @@ def main(argv: list[str] | None = None) -> None:
     if not output.parent.is_dir():
         fail(f"-o {output}: the folder {output.parent} does not exist")
     try:
-        averaged = average_checkpoints(args.checkpoints)
+        averaged = average_checkpoints(args.checkpoints, args.training_weights)
     except CheckpointError as err:
         fail(str(err).strip().splitlines()[0])
     try:
         save_atomically(averaged, output)
     except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError
         fail(f"cannot write {output}: {getattr(err, 'strerror', None) or err}")
-    print(f"averaged {len(args.checkpoints)} checkpoints into {output}")
+    what = "the training weights of " if args.training_weights else ""
+    print(f"averaged {what}{len(args.checkpoints)} checkpoints into {output}")
 
 
 if __name__ == "__main__":

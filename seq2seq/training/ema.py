@@ -222,3 +222,46 @@ class ExponentialMovingAverage(Callback):
             value.copy_(training[name])
         self.updates = int(state.get("updates", 0))
         self._backup = None
+
+
+def _kept_training_weights(checkpoint: dict[str, Any]) -> dict[str, Tensor] | None:
+    """The training weights in the moving average's entry of ``checkpoint``, if any."""
+    entries = (checkpoint.get("callbacks") or {}).values()
+    return next(
+        (e[TRAINING_WEIGHTS] for e in entries if isinstance(e, dict) and TRAINING_WEIGHTS in e),
+        None,
+    )
+
+
+def holds_training_weights(checkpoint: dict[str, Any]) -> bool:
+    """Whether ``checkpoint`` was saved by a run with a moving average (its weights are the
+    average; its training weights are kept beside them)."""
+    return _kept_training_weights(checkpoint) is not None
+
+
+def training_state_dict(checkpoint: dict[str, Any], path: object) -> dict[str, Tensor]:
+    """The state dict of ``checkpoint`` (read from ``path``) with the training weights that a
+    run with ``model.ema_decay`` keeps beside the average it saves as its weights; integer
+    buffers, which are not averaged, are the saved ones.
+
+    Raises:
+        CheckpointError: the checkpoint holds no training weights (trained without a moving
+            average, averaged by ``seq2seq-average``, or written weights-only).
+    """
+    training = _kept_training_weights(checkpoint)
+    if training is None:
+        raise CheckpointError(
+            f"checkpoint {path} holds no training weights: it was not saved by a run with "
+            "model.ema_decay (its weights are the training weights)"
+        )
+    state = dict(checkpoint["state_dict"])
+    missing = sorted(k for k, v in state.items() if v.is_floating_point() and k not in training)
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path}: its moving-average entry lacks the training weights "
+            f"{', '.join(missing[:3])}"
+        )
+    for name, value in training.items():
+        if name in state:
+            state[name] = value.to(state[name].dtype)
+    return state

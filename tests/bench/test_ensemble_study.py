@@ -88,3 +88,26 @@ def test_runs_without_checkpoints_are_refused_naming_the_folder(tmp_path: Path, 
     with pytest.raises(SystemExit):
         ensemble_study.main(["--runs", str(empty), "--work", str(tmp_path / "w")])
     assert f"--runs: {empty} holds no checkpoints/epoch*.ckpt" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_with_a_moving_average_is_also_scored_with_its_training_weights(
+    tmp_path: Path,
+) -> None:
+    """With model.ema_decay the best checkpoint holds the average; the row after it scores
+    the same checkpoint's training weights (seq2seq-average --training-weights)."""
+    work = tmp_path / "work"
+    ensemble_study.main(
+        [
+            "--seeds", "1", "--top-k", "1", "--beam", "1", "--work", str(work),
+            "--override=debug=fast", f"--override=data.dir={tmp_path}/data",
+            "--override=model.ema_decay=0.5",
+        ]
+    )  # fmt: skip
+    rows = json.loads((work / "results.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == [
+        "seed 1: best checkpoint",
+        "seed 1: best checkpoint's training weights (no moving average)",
+    ]
+    assert rows[1]["checkpoints"] == [str(work / "seed1_training_weights.ckpt")]
+    assert all(0 <= r["bleu"] <= 100 for r in rows)

@@ -186,3 +186,36 @@ def test_seq2seq_train_saves_and_resumes_the_average(tmp_path: Path) -> None:
             got["callbacks"]["ExponentialMovingAverage"][TRAINING_WEIGHTS][name], value
         )
     assert load_checkpoint(resumed["last_checkpoint"]).model is not None  # the tools load it
+
+
+def test_seq2seq_average_training_weights_gives_the_raw_weights(tmp_path: Path, capsys) -> None:
+    from seq2seq.cli.average import main as average
+
+    options = ("test=false", "model.ema_decay=0.5", "checkpoint.every_n_steps=0")
+    with one_thread():
+        ema_run = train(compose_config(tmp_path / "ema", *options, "trainer.max_epochs=1"))
+        plain = train(compose_config(tmp_path / "plain", "test=false", "trainer.max_epochs=1"))
+    saved = read_checkpoint(ema_run["last_checkpoint"])
+    training = saved["callbacks"]["ExponentialMovingAverage"][TRAINING_WEIGHTS]
+    out = tmp_path / "raw.ckpt"
+    average(["--training-weights", str(ema_run["last_checkpoint"]), "-o", str(out)])
+    assert "the training weights of 1 checkpoints" in capsys.readouterr().out
+    raw = read_checkpoint(out)
+    assert raw["state_dict"].keys() == saved["state_dict"].keys()
+    for name, value in raw["state_dict"].items():
+        # The training weights where they are kept, the saved (integer) buffers elsewhere.
+        torch.testing.assert_close(value, training.get(name, saved["state_dict"][name]))
+    assert any(not torch.equal(training[k], saved["state_dict"][k]) for k in training)
+    assert load_checkpoint(out).model is not None
+    # Two copies of one checkpoint average to its training weights as well.
+    twice = tmp_path / "twice.ckpt"
+    last = str(ema_run["last_checkpoint"])
+    average(["--training-weights", last, last, "-o", str(twice)])
+    for name, value in read_checkpoint(twice)["state_dict"].items():
+        torch.testing.assert_close(value, raw["state_dict"][name])
+    # A checkpoint of a run without the average has nothing to give: one line naming it.
+    with pytest.raises(SystemExit):
+        average(["--training-weights", str(plain["last_checkpoint"]), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert f"checkpoint {plain['last_checkpoint']} holds no training weights" in err
+    assert len(err.strip().splitlines()) == 1
