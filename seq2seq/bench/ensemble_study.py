@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{label}: {scores}", flush=True)
 
     for seed, run in zip(seeds, runs, strict=True):
-        row(f"seed {seed}: best checkpoint", ranked_checkpoints(run)[:1])
         best = ranked_checkpoints(run)[0]
+        row(f"seed {seed}: best checkpoint", [best])
         if holds_training_weights(read_checkpoint(best)):
             # The same checkpoint's raw weights: the moving average against no average at
             # the same step, whatever speed the machine ran at.
